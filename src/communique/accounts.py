@@ -1,0 +1,91 @@
+"""Organisations, users and API tokens: creating them and authenticating callers.
+
+A token is shown once, when created; only its SHA-256 digest is stored (tokens are
+256-bit random values, so a fast hash is the right tool; passwords will get a slow
+one). A revoked, expired or disabled-user token authenticates no one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from communique import timestamps
+from communique.access import ROLES, Principal
+from communique.errors import BadRequest, NotFound, Unauthorized
+from communique.store.base import Organisation, Store, Token, User
+
+TOKEN_PREFIX = "cq_"
+_TOUCH_EVERY_US = 60 * 1_000_000
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\Z")
+_DAY_US = 86_400 * 1_000_000
+
+
+def hash_token(token: str) -> str:
+    """Return the stored digest of a token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def add_organisation(store: Store, name: str) -> Organisation:
+    """Create an organisation."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise BadRequest("an organisation name is 1 to 200 characters")
+    with store.write() as tx:
+        return tx.add_organisation(name, now=timestamps.now_us())
+
+
+def add_user(store: Store, email: str, *, org: str, role: str) -> User:
+    """Create a user in an existing organisation."""
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise BadRequest(f"{email!r} is not an e-mail address")
+    if role not in ROLES:
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+    with store.write() as tx:
+        organisation = tx.find_organisation(org)
+        if organisation is None:
+            raise NotFound(f"no organisation named {org!r}")
+        return tx.add_user(email, org_id=organisation.id, role=role, now=timestamps.now_us())
+
+
+def create_token(store: Store, email: str, *, expires_days: int | None = None) -> tuple[str, Token]:
+    """Create an API token for a user; return the token (shown once) and its record."""
+    if expires_days is not None and expires_days <= 0:
+        raise BadRequest("--expires-days must be a positive number of days")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = timestamps.now_us()
+    with store.write() as tx:
+        user = tx.find_user(email.strip().lower())
+        if user is None:
+            raise NotFound(f"no user {email!r}")
+        record = tx.add_token(user_id=user.id, token_hash=hash_token(token), prefix=token[:10],
+                              now=now, expires=now + expires_days * _DAY_US if expires_days else None)
+    return token, record
+
+
+def revoke_token(store: Store, token_id: int) -> None:
+    """Revoke a token so that it authenticates no one from now on."""
+    with store.write() as tx:
+        if not tx.revoke_token(token_id, now=timestamps.now_us()):
+            raise NotFound(f"no active token with id {token_id}")
+
+
+def authenticate(store: Store, untrusted_token: str) -> Principal:
+    """Return the principal a bearer token stands for, or raise Unauthorized."""
+    invalid = Unauthorized("the token is not valid (unknown, revoked or expired)")
+    if not untrusted_token.startswith(TOKEN_PREFIX) or len(untrusted_token) > 200:
+        raise invalid
+    now = timestamps.now_us()
+    with store.read() as tx:
+        found = tx.find_token(hash_token(untrusted_token))
+    if found is None:
+        raise invalid
+    token, user = found
+    if token.revoked is not None or (token.expires is not None and token.expires <= now) or user.disabled:
+        raise invalid
+    if token.last_used is None or now - token.last_used > _TOUCH_EVERY_US:
+        with store.write() as tx:
+            tx.touch_token(token.id, now=now)
+    return Principal(user.id, user.email, user.org_id, user.org_name, user.role, token.id)

@@ -1,0 +1,307 @@
+"""The ``communique`` command line: thin commands over the same use cases as the API."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from communique import accounts, importer, node, timestamps
+from communique.access import ROLES
+from communique.errors import BadRequest, CommuniqueError, NotFound
+from communique.settings import DEFAULT_DATABASE, as_environ, load
+from communique.store import open_store
+from communique.store.base import Collection, Grant, Store
+
+SLUG_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def with_store(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command ``--database`` (or COMMUNIQUE_DATABASE) and an open store."""
+    @click.option("--database", envvar="COMMUNIQUE_DATABASE", default=DEFAULT_DATABASE,
+                  show_default=True, help="Database URL (sqlite:///file or postgresql://…).")
+    @functools.wraps(command)
+    def wrapper(database: str, **kwargs: Any) -> Any:
+        store = open_store(database)
+        try:
+            return command(store, **kwargs)
+        finally:
+            store.close()
+    return wrapper
+
+
+class Group(click.Group):
+    """Print our errors as one line on standard error, never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CommuniqueError as exc:
+            click.echo(f"error: {exc.description}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="communique")
+def main() -> None:
+    """Communiqué: a federated cyber-defence exchange node (STIX 2.1 over TAXII 2.1)."""
+
+
+@main.command()
+@with_store
+def init(store: Store) -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    node.initialise(store)
+    click.echo("database ready")
+
+
+# -- organisations and users ---------------------------------------------------------
+@main.group()
+def org() -> None:
+    """Organisations (CERTs, ministries, agencies)."""
+
+
+@org.command("add")
+@click.argument("name")
+@with_store
+def org_add(store: Store, name: str) -> None:
+    """Add an organisation."""
+    created = accounts.add_organisation(store, name)
+    click.echo(f"organisation {created.name!r} added")
+
+
+@org.command("list")
+@with_store
+def org_list(store: Store) -> None:
+    """List organisations."""
+    with store.read() as tx:
+        for item in tx.list_organisations():
+            click.echo(item.name)
+
+
+@main.group()
+def user() -> None:
+    """Users of this node."""
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--org", "org_name", required=True, help="The user's organisation.")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@with_store
+def user_add(store: Store, email: str, org_name: str, role: str) -> None:
+    """Add a user to an organisation."""
+    created = accounts.add_user(store, email, org=org_name, role=role)
+    click.echo(f"user {created.email} ({created.role}) added to {created.org_name!r}")
+
+
+@user.command("list")
+@with_store
+def user_list(store: Store) -> None:
+    """List users."""
+    with store.read() as tx:
+        for item in tx.list_users():
+            click.echo(f"{item.email}\t{item.role}\t{item.org_name}")
+
+
+# -- tokens ----------------------------------------------------------------------------
+@main.group()
+def token() -> None:
+    """API tokens (shown once, stored hashed)."""
+
+
+@token.command("create")
+@click.argument("email")
+@click.option("--expires-days", type=int, default=None, help="Days until the token expires.")
+@with_store
+def token_create(store: Store, email: str, expires_days: int | None) -> None:
+    """Create a token for a user; the token is printed alone on the last line."""
+    secret, record = accounts.create_token(store, email, expires_days=expires_days)
+    expiry = timestamps.format_ms(record.expires) if record.expires else "never"
+    click.echo(f"token {record.id} for {email} (expires: {expiry}); it is shown only now:")
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--user", "email", default=None, help="Only this user's tokens.")
+@with_store
+def token_list(store: Store, email: str | None) -> None:
+    """List tokens (never the tokens themselves)."""
+    with store.read() as tx:
+        found = tx.find_user(email.lower()) if email else None
+        if email and found is None:
+            raise NotFound(f"no user {email!r}")
+        tokens = tx.list_tokens(user_id=found.id if found else None)
+    for item in tokens:
+        state = "revoked" if item.revoked else "active"
+        used = timestamps.format_ms(item.last_used) if item.last_used else "never"
+        click.echo(f"{item.id}\t{item.prefix}…\t{item.email}\t{state}\tlast used: {used}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@with_store
+def token_revoke(store: Store, token_id: int) -> None:
+    """Revoke a token by its id (see `token list`)."""
+    accounts.revoke_token(store, token_id)
+    click.echo(f"token {token_id} revoked")
+
+
+# -- collections -----------------------------------------------------------------------
+@main.group()
+def collection() -> None:
+    """Collections and who may read or write them."""
+
+
+def add_collection(store: Store, title: str, *, root: str, alias: str | None = None,
+                   description: str = "", read: tuple[str, ...] = (),
+                   write: tuple[str, ...] = ()) -> Collection:
+    """Create a collection (and its API root if new) with grants for organisations."""
+    if not root or not set(root) <= SLUG_CHARS or root == "taxii2" or len(root) > 64:
+        raise BadRequest("--root is 1-64 characters of a-z, 0-9, - and _ (and not 'taxii2')")
+    now = timestamps.now_us()
+    with store.write() as tx:
+        orgs = {}
+        for name in set(read) | set(write):
+            found = tx.find_organisation(name)
+            if found is None:
+                raise NotFound(f"no organisation named {name!r}")
+            orgs[name] = found
+        if tx.get_api_root(root) is None:
+            tx.add_api_root(root, title=root, description="", now=now)
+        created = tx.add_collection(Collection(str(uuid.uuid4()), root, title, description, alias),
+                                    now=now)
+        for name, found in orgs.items():
+            tx.set_grant(Grant(created.id, found.id, name in read, name in write))
+    return created
+
+
+@collection.command("add")
+@click.argument("title")
+@click.option("--root", default="default", show_default=True, help="API root slug.")
+@click.option("--alias", default=None, help="A short name, unique in its API root.")
+@click.option("--description", default="")
+@click.option("--read", multiple=True, help="Organisation that may read (repeatable).")
+@click.option("--write", multiple=True, help="Organisation that may write (repeatable).")
+@with_store
+def collection_add(store: Store, title: str, root: str, alias: str | None, description: str,
+                   read: tuple[str, ...], write: tuple[str, ...]) -> None:
+    """Add a collection; its id is printed alone on the last line."""
+    created = add_collection(store, title, root=root, alias=alias, description=description,
+                             read=read, write=write)
+    click.echo(f"collection {title!r} added to API root /{root}/")
+    click.echo(created.id)
+
+
+@collection.command("list")
+@with_store
+def collection_list(store: Store) -> None:
+    """List collections with their grants and object counts."""
+    with store.read() as tx:
+        names = {o.id: o.name for o in tx.list_organisations()}
+        for item in tx.list_collections():
+            grants = tx.grants_on(item.id)
+            readers = ",".join(sorted(names[g.org_id] for g in grants if g.can_read)) or "-"
+            writers = ",".join(sorted(names[g.org_id] for g in grants if g.can_write)) or "-"
+            click.echo(f"{item.id}\t/{item.api_root}/\t{item.title}\tobjects: "
+                       f"{tx.count_objects(item.id)}\tread: {readers}\twrite: {writers}")
+
+
+# -- import and export -----------------------------------------------------------------
+@main.command("import")
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False))
+@click.option("--collection", "collection_id", default=None, help="Collection id or alias.")
+@with_store
+def import_(store: Store, file: str, collection_id: str | None) -> None:
+    """Import a STIX 2.0 or 2.1 bundle (or a JSON list of objects) into a collection."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    target = importer.find_collection(store, collection_id)
+    data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    objects, bundle_version = importer.read_document(data)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=_console(), transient=True) as bar:
+        task = bar.add_task("importing", total=len(objects))
+        summary = importer.import_objects(store, target, objects, bundle_version,
+                                          progress=lambda n: bar.advance(task, n))
+    counts = summary.counts
+    click.echo(f"{len(objects)} objects read: {counts['added']} added, "
+               f"{counts['duplicate']} duplicate, {counts['refused']} refused")
+    for result in summary.refusals:
+        click.echo(f"  refused {result.id or '(no id)'}: {result.message}", err=True)
+    if counts["refused"]:
+        sys.exit(2)
+
+
+@main.command()
+@click.option("--collection", "collection_id", required=True, help="Collection id or alias.")
+@click.option("--type", "types", multiple=True, help="Only objects of this STIX type (repeatable).")
+@click.option("--all-versions", is_flag=True, help="Every version, not only the latest.")
+@with_store
+def export(store: Store, collection_id: str, types: tuple[str, ...], all_versions: bool) -> None:
+    """Write a collection to standard output as a STIX 2.1 bundle."""
+    target = importer.find_collection(store, collection_id)
+    importer.export_bundle(store, target, sys.stdout.buffer, types=types,
+                           all_versions=all_versions)
+    sys.stdout.buffer.flush()
+
+
+def _console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+# -- serving ---------------------------------------------------------------------------
+def serve_node(database: str, *, host: str, port: int, workers: int) -> None:
+    """Run the TAXII server with uvicorn; workers share the database."""
+    import uvicorn
+
+    settings = load(database=database)
+    store = open_store(settings.database)
+    try:
+        node.cursor_key(store, settings)  # fail now, clearly, if `init` was never run
+    finally:
+        store.close()
+    os.environ.update(as_environ(settings))
+    uvicorn.run("communique.web.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="info", server_header=False)
+
+
+@main.command()
+@click.option("--database", envvar="COMMUNIQUE_DATABASE", default=DEFAULT_DATABASE,
+              show_default=True, help="Database URL (sqlite:///file or postgresql://…).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve(database: str, host: str, port: int, workers: int) -> None:
+    """Serve the TAXII 2.1 API."""
+    serve_node(database, host=host, port=port, workers=workers)
+
+
+@main.command()
+@click.option("--database", envvar="COMMUNIQUE_DATABASE", default="sqlite:///var/demo.db",
+              show_default=True, help="Database URL for the demo node.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--bundle", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A STIX bundle to load instead of MITRE ATT&CK Enterprise.")
+@click.option("--no-serve", is_flag=True, help="Set up the demo, print how to use it, and stop.")
+def demo(database: str, host: str, port: int, bundle: str | None, no_serve: bool) -> None:
+    """Set up a ready demo node (organisations, users, collections, ATT&CK) and serve it."""
+    from communique import demo as demo_setup
+
+    store = open_store(database)
+    try:
+        guide = demo_setup.prepare(store, bundle=bundle, base_url=f"http://{host}:{port}",
+                                   echo=click.echo)
+    finally:
+        store.close()
+    click.echo(guide)
+    if not no_serve:
+        serve_node(database, host=host, port=port, workers=1)

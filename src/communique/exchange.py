@@ -1,0 +1,258 @@
+"""TAXII use cases: what each endpoint does, free of the web framework.
+
+Every method takes the authenticated ``Principal`` and the untrusted request
+parameters, checks access through ``access`` (the one place for rules), runs one
+transaction, and returns plain values that ``web`` renders.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Iterable
+
+import orjson
+
+from communique import access, ingest, timestamps
+from communique.access import Access, Principal
+from communique.errors import BadRequest, NotFound
+from communique.settings import Settings
+from communique.store.base import Collection, Page, Store, Tx
+from communique.taxii import cursor, filters, resources
+from communique.taxii.filters import Query
+
+_PURGE_EVERY_US = 600 * 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One page of a listing, the cursor for the next, and where the page began."""
+
+    page: Page
+    next_cursor: str | None
+    started_after: int | None
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """Return (first, last) date_added; an empty page is bounded by where it began."""
+        start = self.started_after if self.started_after is not None else 0
+        first = self.page.first_added
+        last = self.page.last_added
+        return (start if first is None else first, start if last is None else last)
+
+
+class Exchange:
+    """The node's TAXII 2.1 operations over one store."""
+
+    def __init__(self, store: Store, settings: Settings, cursor_key: bytes) -> None:
+        self.store = store
+        self.settings = settings
+        self._key = cursor_key
+        self._last_purge = 0
+
+    # -- server information (§4) ------------------------------------------------------
+    def discovery(self, principal: Principal, *, base_url: str) -> dict:
+        """§4.1 Server Discovery."""
+        with self.store.read() as tx:
+            roots = tx.list_api_roots()
+        return resources.discovery(title=self.settings.title,
+                                   description=self.settings.description,
+                                   contact=self.settings.contact,
+                                   api_roots=[f"{base_url}/{r.slug}/" for r in roots])
+
+    def api_root(self, principal: Principal, slug: str) -> dict:
+        """§4.2 Get API Root Information."""
+        with self.store.read() as tx:
+            root = tx.get_api_root(slug)
+        if root is None:
+            raise NotFound("no such API root")
+        return resources.api_root(title=root.title, description=root.description,
+                                  max_content_length=self.settings.max_content_length)
+
+    def status(self, principal: Principal, slug: str, status_id: str) -> bytes:
+        """§4.3 Get Status: only the organisation that posted may read it."""
+        with self.store.read() as tx:
+            found = tx.get_status(status_id, api_root=slug) if len(status_id) <= 36 else None
+        if found is None or not access.may_read_status(principal, found[0]):
+            raise NotFound("no such status resource (it may have expired)")
+        return found[1]
+
+    # -- collections (§5.1, §5.2) ------------------------------------------------------
+    def collections(self, principal: Principal, slug: str) -> dict:
+        """§5.1 Get Collections: those the caller may read or write, oldest first."""
+        with self.store.read() as tx:
+            if tx.get_api_root(slug) is None:
+                raise NotFound("no such API root")
+            grants = tx.grants_of(principal.org_id, slug)
+            items = []
+            for item in tx.list_collections(slug):
+                rights = access.access_to(principal, grants.get(item.id))
+                if rights.visible:
+                    items.append(_collection_resource(item, rights))
+        return resources.collections(items)
+
+    def collection(self, principal: Principal, slug: str, collection_id: str) -> dict:
+        """§5.2 Get a Collection."""
+        with self.store.read() as tx:
+            item, rights = _collection(tx, principal, slug, collection_id)
+        return _collection_resource(item, rights)
+
+    # -- objects (§5.3–§5.8) -----------------------------------------------------------
+    def objects(self, principal: Principal, slug: str, collection_id: str,
+                params: Iterable[tuple[str, str]], *, manifest: bool = False) -> Listing:
+        """§5.4 Get Objects, or with ``manifest`` §5.3 Get Object Manifests."""
+        query = self._query(params, filters.OBJECTS)
+        with self.store.read() as tx:
+            item, rights = _collection(tx, principal, slug, collection_id)
+            access.require_read(rights)
+            after = self._position(query, ("objects", item.id))
+            page = tx.list_objects(item.id, query, after=after, with_body=not manifest)
+        return self._listing(page, query, after, ("objects", item.id))
+
+    def object(self, principal: Principal, slug: str, collection_id: str, object_id: str,
+               params: Iterable[tuple[str, str]]) -> Listing:
+        """§5.6 Get an Object: its versions that match, as an envelope."""
+        query = self._query(params, filters.OBJECT)
+        with self.store.read() as tx:
+            item, rights = _collection(tx, principal, slug, collection_id)
+            access.require_read(rights)
+            scope = ("object", item.id, object_id)
+            after = self._position(query, scope)
+            page = tx.list_objects(item.id, query, after=after, object_id=object_id)
+            if not page.records and not _exists(tx, item.id, object_id):
+                raise NotFound("no such object in this collection")
+        return self._listing(page, query, after, scope)
+
+    def versions(self, principal: Principal, slug: str, collection_id: str, object_id: str,
+                 params: Iterable[tuple[str, str]]) -> Listing:
+        """§5.8 Get Object Versions."""
+        query = self._query(params, filters.VERSIONS, default_versions=filters.ALL_VERSIONS)
+        with self.store.read() as tx:
+            item, rights = _collection(tx, principal, slug, collection_id)
+            access.require_read(rights)
+            scope = ("versions", item.id, object_id)
+            after = self._position(query, scope)
+            page = tx.list_versions(item.id, object_id, query, after=after)
+            if not page.records and not _exists(tx, item.id, object_id):
+                raise NotFound("no such object in this collection")
+        return self._listing(page, query, after, scope)
+
+    def delete(self, principal: Principal, slug: str, collection_id: str, object_id: str,
+               params: Iterable[tuple[str, str]]) -> int:
+        """§5.7 Delete an Object: every version unless ``match[version]`` narrows it."""
+        query = self._query(params, filters.DELETE, default_versions=filters.ALL_VERSIONS)
+        with self.store.write() as tx:
+            item, rights = _collection(tx, principal, slug, collection_id)
+            access.require_delete(rights)
+            removed = tx.delete_object(item.id, object_id, query)
+        if not removed:
+            raise NotFound("no such object (or version) in this collection")
+        return removed
+
+    def add(self, principal: Principal, slug: str, collection_id: str, body: bytes) -> bytes:
+        """§5.5 Add Objects: validate, store, and return the status resource (202).
+
+        The web layer calls ``check_writable`` before reading the body; access is
+        checked again inside the write transaction.
+        """
+        requested = timestamps.now_us()
+        checked = ingest.check(parse_envelope(body))
+        with self.store.write() as tx:
+            item, rights = _collection(tx, principal, slug, collection_id)
+            access.require_write(rights)
+            results = ingest.store_checked(tx, checked, collection_id=item.id,
+                                           now=timestamps.now_us())
+            status = _status_resource(str(uuid.uuid4()), requested, results)
+            tx.save_status(status_id=status["id"], api_root=slug, org_id=principal.org_id,
+                           now=requested, body=orjson.dumps(status))
+            self._purge_statuses(tx, requested)
+        return orjson.dumps(status)
+
+    def check_writable(self, principal: Principal, slug: str, collection_id: str) -> None:
+        """Refuse a write early, before its body is read."""
+        with self.store.read() as tx:
+            _, rights = _collection(tx, principal, slug, collection_id)
+        access.require_write(rights)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _query(self, params: Iterable[tuple[str, str]], allowed: frozenset[str],
+               default_versions: filters.Versions = filters.LAST_VERSION) -> Query:
+        return filters.parse(params, allowed=allowed, max_page_size=self.settings.max_page_size,
+                             default_versions=default_versions)
+
+    def _position(self, query: Query, scope: tuple) -> int | None:
+        """Return the date_added to list after: from the cursor, else from added_after."""
+        if query.next:
+            return cursor.decode(self._key, query.next, scope=(scope, query.identity()))
+        return query.added_after
+
+    def _listing(self, page: Page, query: Query, after: int | None, scope: tuple) -> Listing:
+        next_cursor = None
+        if page.more and page.last_added is not None:
+            next_cursor = cursor.encode(self._key, position=page.last_added,
+                                        scope=(scope, query.identity()))
+        return Listing(page, next_cursor, after)
+
+    def _purge_statuses(self, tx: Tx, now: int) -> None:
+        if now - self._last_purge > _PURGE_EVERY_US:
+            keep_us = self.settings.status_retention_hours * 3_600 * 1_000_000
+            tx.purge_statuses(before=now - keep_us)
+            self._last_purge = now
+
+
+def parse_envelope(body: bytes) -> list:
+    """Return the objects of a TAXII envelope, or raise BadRequest saying what is wrong."""
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(envelope, dict):
+        raise BadRequest("the body must be a TAXII envelope: a JSON object with an 'objects' list")
+    objects = envelope.get("objects", [])
+    if not isinstance(objects, list):
+        raise BadRequest("the envelope's 'objects' must be a list of STIX objects")
+    return objects
+
+
+def _collection(tx: Tx, principal: Principal, slug: str, collection_id: str) -> tuple[Collection, Access]:
+    if len(collection_id) > 100 or tx.get_api_root(slug) is None:
+        raise NotFound("no such API root or collection")
+    item = tx.get_collection(slug, collection_id)
+    if item is None:
+        raise NotFound("no such collection")
+    grants = tx.grants_of(principal.org_id, slug)
+    rights = access.access_to(principal, grants.get(item.id))
+    access.require_visible(rights)
+    return item, rights
+
+
+def _collection_resource(item: Collection, rights: Access) -> dict:
+    return resources.collection(id=item.id, title=item.title, description=item.description,
+                                alias=item.alias, can_read=rights.can_read,
+                                can_write=rights.can_write)
+
+
+def _exists(tx: Tx, collection_id: str, object_id: str) -> bool:
+    return bool(tx.list_versions(collection_id, object_id, Query(limit=1), after=None).records)
+
+
+def _status_resource(status_id: str, requested: int, results: list[ingest.Result]) -> dict:
+    """§4.3.1 status resource for a finished request (we never leave work pending)."""
+    successes = [_detail(r) for r in results if r.ok]
+    failures = [_detail(r) for r in results if not r.ok]
+    status: dict = {"id": status_id, "status": "complete",
+                    "request_timestamp": timestamps.format_us(requested),
+                    "total_count": len(results), "success_count": len(successes),
+                    "failure_count": len(failures), "pending_count": 0}
+    if successes:
+        status["successes"] = successes
+    if failures:
+        status["failures"] = failures
+    return status
+
+
+def _detail(result: ingest.Result) -> dict:
+    detail = {"id": result.id or "(no id)", "version": result.version or "(no version)"}
+    if result.message:
+        detail["message"] = result.message
+    return detail

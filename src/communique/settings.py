@@ -1,0 +1,96 @@
+"""Node settings: one frozen value, filled from one table of (name, default, help).
+
+Every setting is read from an environment variable ``COMMUNIQUE_<NAME>`` when the
+settings are loaded (never at import). The README documents each row of ``TABLE``;
+a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
+
+DEFAULT_DATABASE = "sqlite:///var/communique.db"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+TABLE: tuple[Row, ...] = (
+    Row("database", DEFAULT_DATABASE,
+        "SQLAlchemy URL of the store: sqlite:///path or postgresql://user@host/db."),
+    Row("title", "Communiqué node", "Title shown in the TAXII discovery resource."),
+    Row("description", "A Communiqué exchange node (STIX 2.1 over TAXII 2.1).",
+        "Description shown in the TAXII discovery resource."),
+    Row("contact", "", "Contact shown in the TAXII discovery resource (empty: omitted)."),
+    Row("public_url", "",
+        "Base URL clients use to reach this node (empty: taken from each request)."),
+    Row("max_content_length", 10 * 1024 * 1024,
+        "Largest request body accepted, in bytes; advertised by every API root.",
+        _positive_int),
+    Row("max_page_size", 1000,
+        "Most objects returned in one page; a larger `limit` is lowered to it.",
+        _positive_int),
+    Row("status_retention_hours", 168,
+        "How long status resources of Add Objects requests are kept (at least 24).",
+        _positive_int),
+    Row("secret_key", "",
+        "Key that signs paging cursors (empty: a random key kept in the database)."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a node needs to know about itself."""
+
+    database: str = DEFAULT_DATABASE
+    title: str = "Communiqué node"
+    description: str = "A Communiqué exchange node (STIX 2.1 over TAXII 2.1)."
+    contact: str = ""
+    public_url: str = ""
+    max_content_length: int = 10 * 1024 * 1024
+    max_page_size: int = 1000
+    status_retention_hours: int = 168
+    secret_key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status_retention_hours < 24:
+            raise ValueError("status_retention_hours must be at least 24 (TAXII 2.1 §4.3)")
+
+
+def env_name(name: str) -> str:
+    """Return the environment variable that sets ``name``."""
+    return f"COMMUNIQUE_{name.upper()}"
+
+
+def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults, then the environment, then explicit overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for row in TABLE:
+        raw = environ.get(env_name(row.name))
+        if raw is not None and raw != "":
+            try:
+                values[row.name] = row.parse(raw)
+            except ValueError as exc:
+                raise ValueError(f"{env_name(row.name)}: {exc}") from None
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)
+
+
+def as_environ(settings: Settings) -> dict[str, str]:
+    """Return the environment that reproduces ``settings`` in another process."""
+    return {env_name(f.name): str(getattr(settings, f.name)) for f in fields(settings)}

@@ -1,0 +1,168 @@
+"""The storage interface: values that cross it, and the operations every backend offers.
+
+A ``Store`` opens transactions; a ``Tx`` does the work inside one. The caller owns
+the transaction: helpers never commit. Both backends (SQLite, PostgreSQL) pass
+the one contract suite in ``tests/test_store_contract.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from communique.stix.validate import StixObject
+from communique.taxii.filters import Query
+
+STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
+
+
+class Outcome(enum.Enum):
+    """What happened to one object offered to the store."""
+
+    ADDED = "added"
+    DUPLICATE = "duplicate"  # the same id and version with the same content: nothing to do
+    CONFLICT = "conflict"    # the same id and version with different content: refused
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored version of one object."""
+
+    stix_id: str
+    version: int
+    date_added: int
+    spec_version: str
+    media_type: str
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of records in ascending ``date_added`` order."""
+
+    records: list[Record]
+    more: bool
+
+    @property
+    def first_added(self) -> int | None:
+        return self.records[0].date_added if self.records else None
+
+    @property
+    def last_added(self) -> int | None:
+        return self.records[-1].date_added if self.records else None
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    org_id: int
+    org_name: str
+    role: str
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: int
+    user_id: int
+    email: str
+    prefix: str
+    created: int
+    expires: int | None
+    revoked: int | None
+    last_used: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRoot:
+    slug: str
+    title: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    id: str
+    api_root: str
+    title: str
+    description: str
+    alias: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What one organisation may do with one collection."""
+
+    collection_id: str
+    org_id: int
+    can_read: bool
+    can_write: bool
+
+
+class Tx(Protocol):
+    """Operations inside one transaction."""
+
+    # node
+    def get_setting(self, name: str) -> str | None: ...
+    def put_setting(self, name: str, value: str) -> None: ...
+
+    # organisations, users, tokens
+    def add_organisation(self, name: str, *, now: int) -> Organisation: ...
+    def find_organisation(self, name: str) -> Organisation | None: ...
+    def list_organisations(self) -> list[Organisation]: ...
+    def add_user(self, email: str, *, org_id: int, role: str, now: int) -> User: ...
+    def find_user(self, email: str) -> User | None: ...
+    def list_users(self) -> list[User]: ...
+    def add_token(self, *, user_id: int, token_hash: str, prefix: str, now: int,
+                  expires: int | None) -> Token: ...
+    def find_token(self, token_hash: str) -> tuple[Token, User] | None: ...
+    def list_tokens(self, *, user_id: int | None = None) -> list[Token]: ...
+    def revoke_token(self, token_id: int, *, now: int) -> bool: ...
+    def touch_token(self, token_id: int, *, now: int) -> None: ...
+
+    # API roots and collections
+    def add_api_root(self, slug: str, *, title: str, description: str, now: int) -> ApiRoot: ...
+    def get_api_root(self, slug: str) -> ApiRoot | None: ...
+    def list_api_roots(self) -> list[ApiRoot]: ...
+    def add_collection(self, collection: Collection, *, now: int) -> Collection: ...
+    def get_collection(self, api_root: str, id_or_alias: str) -> Collection | None: ...
+    def list_collections(self, api_root: str | None = None) -> list[Collection]: ...
+    def set_grant(self, grant: Grant) -> None: ...
+    def grants_of(self, org_id: int, api_root: str | None = None) -> dict[str, Grant]: ...
+    def grants_on(self, collection_id: str) -> list[Grant]: ...
+
+    # objects
+    def add_objects(self, collection_id: str, objects: Sequence[StixObject], *,
+                    now: int) -> list[tuple[Outcome, int]]: ...
+    def list_objects(self, collection_id: str, query: Query, *, after: int | None,
+                     object_id: str | None = None, with_body: bool = True) -> Page: ...
+    def list_versions(self, collection_id: str, object_id: str, query: Query, *,
+                      after: int | None) -> Page: ...
+    def delete_object(self, collection_id: str, object_id: str, query: Query) -> int: ...
+    def count_objects(self, collection_id: str) -> int: ...
+
+    # status resources
+    def save_status(self, *, status_id: str, api_root: str, org_id: int, now: int,
+                    body: bytes) -> None: ...
+    def get_status(self, status_id: str, *, api_root: str) -> tuple[int, bytes] | None: ...
+    def purge_statuses(self, *, before: int) -> int: ...
+
+
+class Store(Protocol):
+    """A database holding one node's objects, accounts and collections."""
+
+    url: str
+
+    def write(self) -> AbstractContextManager[Tx]: ...
+    def read(self) -> AbstractContextManager[Tx]: ...
+    def migrate(self) -> None: ...
+    def close(self) -> None: ...

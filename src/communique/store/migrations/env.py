@@ -1,0 +1,10 @@
+"""Alembic environment: migrations always run on a connection handed in by ``migrate.upgrade``."""
+
+from alembic import context
+
+from communique.store.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

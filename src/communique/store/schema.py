@@ -1,0 +1,114 @@
+"""The relational schema, in SQLAlchemy Core. Alembic migrations create it.
+
+Instants are BIGINT microseconds since the epoch (UTC). A STIX object version is
+one row of ``objects``; ``date_added`` is unique per collection and strictly
+increasing, so paging by it never skips or repeats a row. ``is_first`` and
+``is_last`` mark each object's first and last version, so the default
+``match[version]=last`` is an index scan, not a group-by.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, MetaData,
+    String, Table, Text, UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# An auto-incrementing 64-bit key that SQLite also treats as its rowid.
+BigKey = BigInteger().with_variant(Integer(), "sqlite")
+
+node_settings = Table(
+    "node_settings", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+organisations = Table(
+    "organisations", metadata,
+    Column("id", BigKey, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created", BigInteger, nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", BigKey, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("org_id", BigInteger, ForeignKey("organisations.id"), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", BigKey, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("expires", BigInteger, nullable=True),
+    Column("revoked", BigInteger, nullable=True),
+    Column("last_used", BigInteger, nullable=True),
+)
+
+api_roots = Table(
+    "api_roots", metadata,
+    Column("slug", String(64), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created", BigInteger, nullable=False),
+)
+
+collections = Table(
+    "collections", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("api_root", String(64), ForeignKey("api_roots.slug"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("alias", String(100), nullable=True),
+    Column("created", BigInteger, nullable=False),
+    Column("last_added", BigInteger, nullable=False, default=0),
+    UniqueConstraint("api_root", "alias", name="uq_collections_alias"),
+)
+
+grants = Table(
+    "grants", metadata,
+    Column("collection_id", String(36), ForeignKey("collections.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("org_id", BigInteger, ForeignKey("organisations.id"), primary_key=True),
+    Column("can_read", Boolean, nullable=False),
+    Column("can_write", Boolean, nullable=False),
+)
+
+objects = Table(
+    "objects", metadata,
+    Column("pk", BigKey, primary_key=True, autoincrement=True),
+    Column("collection_id", String(36), ForeignKey("collections.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("stix_id", String(300), nullable=False),
+    Column("type", String(250), nullable=False),
+    Column("spec_version", String(10), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("date_added", BigInteger, nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("is_first", Boolean, nullable=False),
+    Column("is_last", Boolean, nullable=False),
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    UniqueConstraint("collection_id", "date_added", name="uq_objects_date_added"),
+    UniqueConstraint("collection_id", "stix_id", "version", name="uq_objects_version"),
+    Index("ix_objects_last", "collection_id", "is_last", "date_added"),
+    Index("ix_objects_type", "collection_id", "type", "date_added"),
+)
+
+statuses = Table(
+    "statuses", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("api_root", String(64), nullable=False),
+    Column("org_id", BigInteger, nullable=False),
+    Column("created", BigInteger, nullable=False, index=True),
+    Column("body", LargeBinary, nullable=False),
+)

@@ -1,0 +1,38 @@
+"""``create_app(settings)``: the ASGI application of one node. Nothing happens at import."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from communique import node
+from communique.errors import CommuniqueError
+from communique.exchange import Exchange
+from communique.settings import Settings, load
+from communique.store import open_store
+from communique.web import render, taxii
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the application: open the store, load the node's key, mount the routes."""
+    settings = settings or load()
+    store = open_store(settings.database)
+    exchange = Exchange(store, settings, node.cursor_key(store, settings))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = Starlette(routes=taxii.ROUTES, lifespan=lifespan, exception_handlers={
+        CommuniqueError: render.communique_error,
+        HTTPException: render.http_error,
+        Exception: render.server_error,
+    })
+    app.router.redirect_slashes = False  # TAXII URLs end in '/'; a missing one is a 404 (§3.1)
+    app.state.exchange = exchange
+    app.state.settings = settings
+    return app
