@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from communique import accounts, importer, node, timestamps
 from communique.access import ROLES
@@ -43,6 +44,11 @@ class Group(click.Group):
             return super().invoke(ctx)
         except CommuniqueError as exc:
             click.echo(f"error: {exc.description}", err=True)
+            sys.exit(1)
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            click.echo(f"error: the database refused the operation ({reason}); "
+                       "if it is new, run `communique init` first", err=True)
             sys.exit(1)
 
 
