@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from communique import timestamps
 from communique.errors import InvalidObject
+from communique.stix import patterns
 from communique.stix import vocabulary as vocab
 
 TYPE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-)){1,248}[a-z0-9]\Z")
@@ -215,23 +215,9 @@ def _check_indicator(obj: dict) -> None:
     if not isinstance(pattern, str) or not isinstance(pattern_type, str):
         raise InvalidObject("'pattern' and 'pattern_type' must be strings")
     if pattern_type == "stix":
-        problem = pattern_problem(pattern)
+        problem = patterns.problem(pattern)
         if problem:
             raise InvalidObject(f"pattern does not parse: {problem}")
-
-
-@lru_cache(maxsize=65536)
-def pattern_problem(pattern: str) -> str:
-    """Return why a STIX 2.1 pattern is invalid, or '' when it parses."""
-    from stix2patterns.validator import run_validator  # heavy import, kept off start-up
-
-    if len(pattern) > 65536:
-        return "pattern longer than 65,536 characters"
-    try:
-        errors = run_validator(pattern, stix_version="2.1")
-    except Exception as exc:  # the parser can fail in its own ways on hostile input
-        return f"pattern could not be parsed ({type(exc).__name__})"
-    return "; ".join(str(e) for e in errors)[:500]
 
 
 def _check_count(value: object) -> None:
