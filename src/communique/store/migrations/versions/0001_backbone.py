@@ -92,7 +92,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("collection_id", "date_added", name="uq_objects_date_added"),
         sa.UniqueConstraint("collection_id", "stix_id", "version", name="uq_objects_version"),
     )
-    op.create_index("ix_objects_last", "objects", ["collection_id", "is_last", "date_added"])
+    op.create_index("ix_objects_last", "objects", ["collection_id", "date_added"],
+                    sqlite_where=sa.text("is_last = 1"), postgresql_where=sa.text("is_last"))
     op.create_index("ix_objects_type", "objects", ["collection_id", "type", "date_added"])
     op.create_table(
         "statuses",
