@@ -113,26 +113,25 @@ class Exchange:
                params: Iterable[tuple[str, str]]) -> Listing:
         """§5.6 Get an Object: its versions that match, as an envelope."""
         query = self._query(params, filters.OBJECT)
-        with self.store.read() as tx:
-            item, rights = _collection(tx, principal, slug, collection_id)
-            access.require_read(rights)
-            scope = ("object", item.id, object_id)
-            after = self._position(query, scope)
-            page = tx.list_objects(item.id, query, after=after, object_id=object_id)
-            if not page.records and not _exists(tx, item.id, object_id):
-                raise NotFound("no such object in this collection")
-        return self._listing(page, query, after, scope)
+        return self._object_listing(principal, slug, collection_id, object_id, query, "object")
 
     def versions(self, principal: Principal, slug: str, collection_id: str, object_id: str,
                  params: Iterable[tuple[str, str]]) -> Listing:
         """§5.8 Get Object Versions."""
         query = self._query(params, filters.VERSIONS, default_versions=filters.ALL_VERSIONS)
+        return self._object_listing(principal, slug, collection_id, object_id, query, "versions")
+
+    def _object_listing(self, principal: Principal, slug: str, collection_id: str,
+                        object_id: str, query: Query, kind: str) -> Listing:
         with self.store.read() as tx:
             item, rights = _collection(tx, principal, slug, collection_id)
             access.require_read(rights)
-            scope = ("versions", item.id, object_id)
+            scope = (kind, item.id, object_id)
             after = self._position(query, scope)
-            page = tx.list_versions(item.id, object_id, query, after=after)
+            if kind == "versions":
+                page = tx.list_versions(item.id, object_id, query, after=after)
+            else:
+                page = tx.list_objects(item.id, query, after=after, object_id=object_id)
             if not page.records and not _exists(tx, item.id, object_id):
                 raise NotFound("no such object in this collection")
         return self._listing(page, query, after, scope)

@@ -15,6 +15,8 @@ from communique.errors import BadRequest
 from communique.stix.validate import IDENTIFIER, TYPE_NAME
 
 SPEC_VERSION = re.compile(r"\d{1,3}\.\d{1,3}\Z")
+MAX_INTEGER = 2**53 - 1
+DIGITS = re.compile(r"[0-9]+\Z")
 
 # Which parameters each endpoint honours (§5.3, §5.4, §5.6, §5.7, §5.8).
 OBJECTS = frozenset({"added_after", "limit", "next", "match[id]", "match[type]",
@@ -96,8 +98,9 @@ def parse(untrusted: Iterable[tuple[str, str]], *, allowed: frozenset[str],
             raise BadRequest(f"added_after: {exc}") from None
     if "limit" in raw:
         text = _single("limit", raw["limit"])
-        if not text.isdigit() or int(text) < 1 or len(text) > 12:
-            raise BadRequest(f"limit must be a positive integer, not {text[:20]!r}")
+        # A TAXII integer fits in 54 signed bits (§2); anything above the page size is lowered.
+        if not DIGITS.match(text) or len(text) > 16 or not 1 <= int(text) <= MAX_INTEGER:
+            raise BadRequest(f"limit must be an integer from 1 to {MAX_INTEGER}, not {text[:20]!r}")
         query["limit"] = min(int(text), max_page_size)
     if "next" in raw:
         query["next"] = _single("next", raw["next"])

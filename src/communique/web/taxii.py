@@ -17,6 +17,7 @@ from communique.access import Principal
 from communique.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
 from communique.exchange import Exchange, Listing
 from communique.taxii import media, resources
+from communique.taxii.filters import DIGITS
 from communique.web import auth
 from communique.web.render import taxii_response
 
@@ -129,7 +130,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """Read a request body of at most ``limit`` bytes; raise 413 past it (§4.2.1)."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not DIGITS.match(declared):
             raise BadRequest("Content-Length is not a number")
         if int(declared) > limit:
             raise PayloadTooLarge(f"the body is {declared} bytes; this API root takes at most {limit}")
