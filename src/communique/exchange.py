@@ -17,7 +17,8 @@ from communique import access, ingest, timestamps
 from communique.access import Access, Principal
 from communique.errors import BadRequest, NotFound
 from communique.settings import Settings
-from communique.store.base import Collection, Page, Store, Tx
+from communique.stix.validate import IDENTIFIER
+from communique.store.base import ApiRoot, Collection, Page, Store, Tx
 from communique.taxii import cursor, filters, resources
 from communique.taxii.filters import Query
 
@@ -63,14 +64,13 @@ class Exchange:
     def api_root(self, principal: Principal, slug: str) -> dict:
         """§4.2 Get API Root Information."""
         with self.store.read() as tx:
-            root = tx.get_api_root(slug)
-        if root is None:
-            raise NotFound("no such API root")
+            root = _api_root(tx, slug)
         return resources.api_root(title=root.title, description=root.description,
                                   max_content_length=self.settings.max_content_length)
 
     def status(self, principal: Principal, slug: str, status_id: str) -> bytes:
         """§4.3 Get Status: only the organisation that posted may read it."""
+        _plausible(slug, status_id)
         with self.store.read() as tx:
             found = tx.get_status(status_id, api_root=slug) if len(status_id) <= 36 else None
         if found is None or not access.may_read_status(principal, found[0]):
@@ -81,8 +81,7 @@ class Exchange:
     def collections(self, principal: Principal, slug: str) -> dict:
         """§5.1 Get Collections: those the caller may read or write, oldest first."""
         with self.store.read() as tx:
-            if tx.get_api_root(slug) is None:
-                raise NotFound("no such API root")
+            _api_root(tx, slug)
             grants = tx.grants_of(principal.org_id, slug)
             items = []
             for item in tx.list_collections(slug):
@@ -113,13 +112,15 @@ class Exchange:
                params: Iterable[tuple[str, str]]) -> Listing:
         """§5.6 Get an Object: its versions that match, as an envelope."""
         query = self._query(params, filters.OBJECT)
-        return self._object_listing(principal, slug, collection_id, object_id, query, "object")
+        return self._object_listing(principal, slug, collection_id, _object_id(object_id), query,
+                                    "object")
 
     def versions(self, principal: Principal, slug: str, collection_id: str, object_id: str,
                  params: Iterable[tuple[str, str]]) -> Listing:
         """§5.8 Get Object Versions."""
         query = self._query(params, filters.VERSIONS, default_versions=filters.ALL_VERSIONS)
-        return self._object_listing(principal, slug, collection_id, object_id, query, "versions")
+        return self._object_listing(principal, slug, collection_id, _object_id(object_id), query,
+                                    "versions")
 
     def _object_listing(self, principal: Principal, slug: str, collection_id: str,
                         object_id: str, query: Query, kind: str) -> Listing:
@@ -140,6 +141,7 @@ class Exchange:
                params: Iterable[tuple[str, str]]) -> int:
         """§5.7 Delete an Object: every version unless ``match[version]`` narrows it."""
         query = self._query(params, filters.DELETE, default_versions=filters.ALL_VERSIONS)
+        object_id = _object_id(object_id)
         with self.store.write() as tx:
             item, rights = _collection(tx, principal, slug, collection_id)
             access.require_delete(rights)
@@ -213,9 +215,31 @@ def parse_envelope(body: bytes) -> list:
     return objects
 
 
+def _plausible(*untrusted_names: str) -> None:
+    """Refuse path segments no resource can have (too long, or holding a NUL) before any query."""
+    for name in untrusted_names:
+        if len(name) > 300 or "\x00" in name:
+            raise NotFound("no such resource")
+
+
+def _object_id(untrusted: str) -> str:
+    """Return a path segment that can be a STIX identifier, or raise NotFound."""
+    if not IDENTIFIER.match(untrusted):
+        raise NotFound("no such object: object ids are STIX identifiers (type--UUID)")
+    return untrusted
+
+
+def _api_root(tx: Tx, slug: str) -> ApiRoot:
+    _plausible(slug)
+    root = tx.get_api_root(slug)
+    if root is None:
+        raise NotFound("no such API root")
+    return root
+
+
 def _collection(tx: Tx, principal: Principal, slug: str, collection_id: str) -> tuple[Collection, Access]:
-    if len(collection_id) > 100 or tx.get_api_root(slug) is None:
-        raise NotFound("no such API root or collection")
+    _plausible(collection_id)
+    _api_root(tx, slug)
     item = tx.get_collection(slug, collection_id)
     if item is None:
         raise NotFound("no such collection")

@@ -29,8 +29,10 @@ def objects_of(document: object) -> tuple[list[Any], str | None]:
     if isinstance(document, list):
         return document, None
     if isinstance(document, dict):
-        objects = document.get("objects")
-        if isinstance(objects, list):
+        if "objects" in document:
+            objects = document["objects"]
+            if not isinstance(objects, list):
+                raise BadRequest("the 'objects' of a bundle or envelope must be a list of STIX objects")
             version = document.get("spec_version")
             return objects, version if isinstance(version, str) else None
         if document.get("type") == "bundle":

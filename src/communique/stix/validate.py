@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from communique import timestamps
 from communique.errors import InvalidObject
 from communique.stix import patterns
@@ -27,7 +29,7 @@ PROPERTY_NAME = re.compile(r"[a-zA-Z0-9_]{1,250}\Z")
 
 @dataclass(frozen=True, slots=True)
 class StixObject:
-    """A validated STIX object and the keys the store indexes it by."""
+    """A validated STIX object, its stored form, and the keys the store indexes it by."""
 
     id: str
     type: str
@@ -35,6 +37,16 @@ class StixObject:
     version: str | None  # modified, else created, else None (unversioned SCOs)
     version_us: int | None
     raw: dict[str, Any]
+    body: bytes  # the object as sorted-key JSON: what is stored and served
+
+
+def show(untrusted: object, limit: int = 120) -> str:
+    """Describe an untrusted value for a message without ever recursing into it."""
+    if isinstance(untrusted, str):
+        return repr(untrusted[:limit])
+    if isinstance(untrusted, (bool, int, float)) or untrusted is None:
+        return repr(untrusted)[:limit]
+    return f"a JSON {'list' if isinstance(untrusted, list) else 'object'}"
 
 
 def summary_id(untrusted: object) -> str:
@@ -72,7 +84,16 @@ def validate(untrusted: object) -> StixObject:
         _check_count(untrusted.get("count"))
     version = untrusted.get("modified") or untrusted.get("created")
     version_us = instants.get("modified", instants.get("created"))
-    return StixObject(untrusted["id"], stix_type, spec_version, version, version_us, untrusted)
+    return StixObject(untrusted["id"], stix_type, spec_version, version, version_us, untrusted,
+                      encode(untrusted))
+
+
+def encode(obj: dict) -> bytes:
+    """Return the stored form of a valid object: JSON with sorted keys."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:  # e.g. nested deeper than the encoder goes
+        raise InvalidObject(f"the object cannot be stored as JSON: {exc}") from None
 
 
 def _check_type_and_id(obj: dict) -> str:
@@ -86,7 +107,7 @@ def _check_type_and_id(obj: dict) -> str:
         raise InvalidObject("property 'id' is required and must be a string")
     match = IDENTIFIER.match(identifier)
     if match is None:
-        raise InvalidObject(f"id {identifier[:120]!r} is not of the form type--UUID (RFC 4122)")
+        raise InvalidObject(f"id {show(identifier)} is not of the form type--UUID (RFC 4122)")
     if match.group(1) != stix_type:
         raise InvalidObject(f"id {identifier!r} does not match type {stix_type!r}")
     return stix_type
@@ -95,7 +116,7 @@ def _check_type_and_id(obj: dict) -> str:
 def _check_property_names(obj: dict) -> None:
     for name in obj:
         if not PROPERTY_NAME.match(name):
-            raise InvalidObject(f"property name {name[:80]!r} must be 1-250 characters of a-z, A-Z, 0-9 and _")
+            raise InvalidObject(f"property name {show(name, 80)} must be 1-250 characters of a-z, A-Z, 0-9 and _")
 
 
 def _check_spec_version(obj: dict, stix_type: str) -> str:
@@ -106,7 +127,7 @@ def _check_spec_version(obj: dict, stix_type: str) -> str:
         if value is None:
             raise InvalidObject("property 'spec_version' is required (\"2.1\")")
         raise InvalidObject(
-            f"spec_version {str(value)[:20]!r} is not supported: this collection stores STIX 2.1 "
+            f"spec_version {show(value, 20)} is not supported: this collection stores STIX 2.1 "
             "(upgrade 2.0 content with `communique import`)")
     return value
 
@@ -176,7 +197,7 @@ def _check_common(obj: dict) -> None:
 
 def _check_reference(name: str, value: object) -> None:
     if not isinstance(value, str) or IDENTIFIER.match(value) is None:
-        raise InvalidObject(f"property {name!r} holds {str(value)[:120]!r}, which is not a STIX identifier")
+        raise InvalidObject(f"property {name!r} holds {show(value)}, which is not a STIX identifier")
 
 
 def _check_string_list(obj: dict, name: str) -> None:

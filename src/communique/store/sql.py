@@ -12,7 +12,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
-import orjson
 from sqlalchemy import (
     Connection, Select, and_, delete, false, func, null, or_, select, true, union_all, update,
 )
@@ -33,12 +32,6 @@ _CHUNK = 500
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def encode_body(raw: dict) -> tuple[bytes, bytes]:
-    """Return the stored form of an object (sorted-key JSON) and its SHA-256 digest."""
-    body = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
-    return body, hashlib.sha256(body).digest()
 
 
 @dataclass(slots=True)
@@ -249,7 +242,8 @@ class SqlTx:
         inserts: list[dict] = []
         changed: set[str] = set()
         for obj in objects:
-            body, digest = encode_body(obj.raw)
+            body = obj.body
+            digest = hashlib.sha256(body).digest()
             versions = known.setdefault(obj.id, {})
             if obj.version_us is not None and obj.version_us in versions:
                 same = versions[obj.version_us].digest == digest

@@ -14,7 +14,7 @@ from communique import timestamps
 from communique.errors import BadRequest
 from communique.stix.validate import IDENTIFIER, TYPE_NAME
 
-SPEC_VERSION = re.compile(r"\d{1,3}\.\d{1,3}\Z")
+SPEC_VERSION = re.compile(r"\d{1,3}\.\d{1,3}\Z", re.ASCII)
 MAX_INTEGER = 2**53 - 1
 DIGITS = re.compile(r"[0-9]+\Z")
 

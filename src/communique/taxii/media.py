@@ -28,18 +28,30 @@ def _is_taxii21(essence: str, params: dict[str, str]) -> bool:
 def accepts_taxii(accept: str | None) -> bool:
     """Return whether an Accept header admits ``application/taxii+json;version=2.1``.
 
-    An absent header accepts anything (RFC 9110 §12.5.1); ``*/*`` and
-    ``application/*`` admit our media type as RFC 9110 says they do.
+    As RFC 9110 §12.5.1 says: an absent header accepts anything, ``*/*`` and
+    ``application/*`` admit our media type, and when several ranges match, the
+    most specific one decides (so ``application/taxii+json;q=0, */*`` refuses it).
     """
     if accept is None or not accept.strip():
         return True
+    best: tuple[int, float] | None = None
     for media in accept.split(","):
         essence, params, q = _parse(media)
-        if q <= 0:
-            continue
-        if essence in ("*/*", "application/*") or _is_taxii21(essence, params):
-            return True
-    return False
+        specificity = _specificity(essence, params)
+        if specificity is not None and (best is None or specificity > best[0]):
+            best = (specificity, q)
+    return best is not None and best[1] > 0
+
+
+def _specificity(essence: str, params: dict[str, str]) -> int | None:
+    """Return how specifically a media range names TAXII 2.1 JSON, or None if it does not."""
+    if essence == "*/*":
+        return 0
+    if essence == "application/*":
+        return 1
+    if _is_taxii21(essence, params):
+        return 3 if "version" in params else 2
+    return None
 
 
 def is_taxii_content(content_type: str | None) -> bool:

@@ -8,7 +8,6 @@ token. A password is never accepted here.
 from __future__ import annotations
 
 import base64
-import binascii
 
 from communique import accounts
 from communique.access import Principal
@@ -29,7 +28,7 @@ def token_from_header(untrusted_header: str | None) -> tuple[str, str | None]:
     if scheme == "basic" and value.strip():
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8
             raise Unauthorized("the Basic credentials are not valid base64 UTF-8") from None
         user, sep, token = decoded.partition(":")
         if sep and token:
