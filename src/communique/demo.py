@@ -72,7 +72,7 @@ Communiqué demo node
 A browser pointed at the discovery URL asks for a user name and password:
 give the e-mail above and the token as the password.
 
-  curl -H 'Accept: application/taxii+json;version=2.1' -H 'Authorization: Bearer {token}' \\
+  curl -g -H 'Accept: application/taxii+json;version=2.1' -H 'Authorization: Bearer {token}' \\
        '{root}collections/{attack_id}/objects/?match[type]=intrusion-set&limit=5'
 
   from taxii2client.v21 import Server
