@@ -22,6 +22,10 @@ COMMON = [
     "[email-message:sender_ref.value = 'a@evil.example' AND email-message:subject = 'Invoice']",
     "[network-traffic:dst_ref.type = 'ipv4-addr' AND network-traffic:dst_ref.value = '203.0.113.5']",
     "[mutex:name = 'Global\\\\evil' OR windows-registry-key:key = 'HKEY_LOCAL_MACHINE\\\\Run']",
+    "[ipv4-addr:value ISSUBSET '198.51.100.0/24']",
+    "[email-message:from_ref.value MATCHES '^.*@evil[.]example$']",
+    "[network-traffic:dst_ref.value = '203.0.113.5' AND network-traffic:dst_port = 443]",
+    "[file:name LIKE 'invoice%.exe'] FOLLOWEDBY [domain-name:value = 'evil.example'] WITHIN 300 SECONDS",
     "[x-custom-thing:x_field = 'it''s']",
 ]
 
@@ -69,11 +73,18 @@ STRINGS = weighted(["'x'", "'SHA-256'", "'d41d8cd98f00b204e9800998ecf8427e'", "'
                     "'aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f'"],
                    ["'a\\'b'", "'a\\\\b'", "'a\\b'", "'unterminated", "'SHA-1'"])
 SPACES = weighted(["", " "], ["  ", "\t", "\n", "\x1c", "\u00a0", "/* c */", "\u2028"])
-OPS = weighted(["=", "!=", "=="], ["<>", "<", "LIKE", "MATCHES", "= =", "IN"])
+OPS = weighted(["=", "!=", "==", " LIKE ", " MATCHES ", " ISSUBSET ", " ISSUPERSET ", ">", "<="],
+               ["<>", "<", "LIKE", "MATCHES", "= =", "IN", " NOT =", "ISSUBSET", " issubset ",
+                "=>", " EXISTS "])
 COMPONENT = st.one_of(IDENTS.map(lambda i: "." + i), STRINGS.map(lambda s: "." + s),
                       weighted(["[0]", "[*]"], ["[01]", "[-1]", "[x]"]))
 VALUES = st.one_of(STRINGS, STRINGS, STRINGS,
-                   st.sampled_from(["1", "true", "t'2020-01-01T00:00:00Z'", "h'ff'"]))
+                   st.sampled_from(["1", "0", "443", "-7", "+3", "01", "1.5", "true",
+                                    "t'2020-01-01T00:00:00Z'", "h'ff'", "b'AA=='", "('a', 'b')"]))
+QUALIFIERS = weighted(["", "", " WITHIN 300 SECONDS", " REPEATS 5 TIMES"],
+                      [" WITHIN 1.5 SECONDS", " REPEATS 0 TIMES", " WITHIN 5 SECONDS WITHIN 6 SECONDS",
+                       " REPEATS 2 TIMES WITHIN 3 SECONDS", " START t'2020-01-01T00:00:00Z' STOP t'2021-01-01T00:00:00Z'",
+                       " WITHIN -1 SECONDS", "WITHIN 5 SECONDS", " WITHIN 5 SECOND"])
 
 
 @st.composite
@@ -84,7 +95,7 @@ def comparison(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def pattern(draw: st.DrawFn) -> str:
+def observation(draw: st.DrawFn) -> str:
     parts = draw(st.lists(comparison(), min_size=1, max_size=3))
     joined = parts[0]
     for part in parts[1:]:
@@ -93,8 +104,17 @@ def pattern(draw: st.DrawFn) -> str:
     opening, closing = draw(st.one_of(
         st.just(("[", "]")), st.just(("[", "]")),
         st.sampled_from([("[", ""), ("", "]"), ("([", "])"), ("[ ", " ]"), (" [", "]")])))
+    return opening + joined + closing + draw(QUALIFIERS)
+
+
+@st.composite
+def pattern(draw: st.DrawFn) -> str:
+    parts = draw(st.lists(observation(), min_size=1, max_size=3))
+    joined = parts[0]
+    for part in parts[1:]:
+        joined += draw(weighted([" FOLLOWEDBY ", " AND ", " OR "], ["FOLLOWEDBY", " , ", " followedby "])) + part
     suffix = draw(weighted([""], [" WITHIN 5 SECONDS", " REPEATS 2 TIMES", "x", " "]))
-    return opening + joined + closing + suffix
+    return joined + suffix
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,13 +2,15 @@
 
 ``stix2-patterns`` (an ANTLR grammar) is the authority, but it costs a few hundred
 microseconds per pattern, which would cap ingest far below our targets. Most
-producers emit one observation of plain comparisons, such as
-``[ipv4-addr:value = '198.51.100.1']`` or ``[file:hashes.'SHA-256' = '…']``. For
-exactly those, a strict regular-expression reading of the same grammar decides
-"valid" in microseconds, then applies the reference library's own hash checks.
-Anything it is not sure of (qualifiers, other literals, odd spacing, keywords,
-a failed hash check) goes to the reference parser, so the fast lane can only
-ever agree with it; ``tests/test_patterns.py`` checks that on generated patterns.
+producers emit observations of plain comparisons, such as
+``[ipv4-addr:value = '198.51.100.1']``, ``[file:hashes.'SHA-256' = '…']`` or
+``[a:b = 'x'] FOLLOWEDBY [c:d MATCHES 'y'] WITHIN 300 SECONDS``. For exactly
+those, a strict regular-expression reading of the same grammar decides "valid" in
+microseconds, then applies the reference library's own hash checks. Anything it
+is not sure of (NOT, EXISTS, IN, parentheses, floats, binary/hex/timestamp
+literals, START/STOP, odd spacing, keywords, a failed hash check) goes to the
+reference parser, so the fast lane can only ever agree with it;
+``tests/test_patterns.py`` checks that on generated patterns.
 """
 
 from __future__ import annotations
@@ -26,11 +28,20 @@ _WS = "[ \\t\\r\\n\\x0b\\x0c\\x85\\xa0\\u2028\\u2029]"  # the grammar's WS token
 _IDENT = rf"(?!(?:{_KEYWORDS})(?![A-Za-z0-9_]))[A-Za-z_][A-Za-z0-9_]*"
 _TYPE = rf"(?!(?:{_KEYWORDS})(?![A-Za-z0-9_-]))[A-Za-z_][A-Za-z0-9_-]*"
 _STRING = r"'(?:[^'\\]|\\['\\])*'"
+_INT = r"(?:[+-]?(?:0|[1-9][0-9]*))"
 _COMPONENT = rf"(?:\.(?:{_IDENT}|{_STRING})|\[(?:0|[1-9][0-9]*|\*)\])"
-_COMPARISON = (rf"(?P<type>{_TYPE}):(?P<path>(?:{_IDENT}|{_STRING}){_COMPONENT}*)"
-               rf"{_WS}*(?P<op>!=|==|=|<>){_WS}*(?P<value>{_STRING})")
+# Comparisons: symbols take a string or an integer; the word operators take a string.
+_COMPARISON = (rf"(?P<type>{_TYPE}):(?P<path>(?:{_IDENT}|{_STRING}){_COMPONENT}*)(?:"
+               rf"{_WS}*(?:!=|==|=|<>|<=|>=|<|>){_WS}*(?P<value>{_STRING}|{_INT})"
+               rf"|{_WS}+(?:LIKE|MATCHES|ISSUBSET|ISSUPERSET){_WS}*(?P<text>{_STRING}))")
 _ANONYMOUS = re.sub(r"\(\?P<\w+>", "(?:", _COMPARISON)
-_PLAIN = re.compile(rf"\[{_WS}*{_ANONYMOUS}(?:{_WS}+(?:AND|OR){_WS}+{_ANONYMOUS})*{_WS}*\]")
+_QUALIFIER = (rf"(?:WITHIN{_WS}+(?:0|[1-9][0-9]*){_WS}+SECONDS"
+              rf"|REPEATS{_WS}+(?:0|[1-9][0-9]*){_WS}+TIMES)")
+# One observation: comparisons joined by AND/OR in brackets, with at most one qualifier
+# (so the reference's duplicate-qualifier rule cannot apply).
+_OBSERVATION = (rf"\[{_WS}*{_ANONYMOUS}(?:{_WS}+(?:AND|OR){_WS}+{_ANONYMOUS})*{_WS}*\]"
+                rf"(?:{_WS}+{_QUALIFIER})?")
+_PLAIN = re.compile(rf"{_OBSERVATION}(?:{_WS}+(?:AND|OR|FOLLOWEDBY){_WS}+{_OBSERVATION})*")
 _ONE = re.compile(_COMPARISON)
 _PART = re.compile(rf"{_IDENT}|{_STRING}|\[(?:0|[1-9][0-9]*|\*)\]")
 
@@ -53,10 +64,10 @@ def _fast_valid(pattern: str) -> bool:
     comparisons: dict[str, list] = {}
     for match in _ONE.finditer(pattern):
         path = _path(match.group("path"))
-        if path is None:
-            return False
-        comparisons.setdefault(match.group("type"), []).append(
-            (path, "=", match.group("value")))
+        value = match.group("value") or match.group("text")
+        if path is None or ("hashes" in path and not value.startswith("'")):
+            return False  # the reference's hash check expects a string: let it decide
+        comparisons.setdefault(match.group("type"), []).append((path, "=", value))
     from stix2patterns.v21 import object_validator
 
     return not object_validator.verify_object(_PatternData(comparisons))
