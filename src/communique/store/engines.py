@@ -83,8 +83,14 @@ def _sqlite_engine(url: str) -> Engine:
         cursor = dbapi_conn.cursor()
         # A small cache per connection (8 MiB): the operating system caches the file, so
         # the server's own memory stays flat however large the store grows.
+        # Checkpoint the WAL every 10,000 pages (about 40 MB) rather than SQLite's 1,000:
+        # once the id index outgrows the cache, one 1,000-object envelope dirties about
+        # 1,000 index pages, so the default would checkpoint after every envelope and
+        # write each page twice; a longer WAL lets a page dirtied by several envelopes
+        # reach the database file once (ingest at a million objects: about 1/6 faster).
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
-                       "busy_timeout=60000", "cache_size=-8192", "temp_store=MEMORY"):
+                       "busy_timeout=60000", "cache_size=-8192", "temp_store=MEMORY",
+                       "wal_autocheckpoint=10000"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
