@@ -1038,3 +1038,17 @@ def test_initialise_twice_is_harmless(store: SqlStore, collection: str) -> None:
         assert tx.count_objects(collection) == 1
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
+
+
+def test_sqlite_connections_are_durable_and_bounded(store: SqlStore) -> None:
+    """Every SQLite connection: WAL, fsync at each commit, a small cache, a long WAL."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite connection settings")
+    with store.engine.connect() as conn:
+        def pragma(name: str) -> Any:
+            return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+        assert pragma("journal_mode") == "wal"
+        assert pragma("synchronous") == 2      # FULL: a commit survives power loss
+        assert pragma("cache_size") == -8192   # 8 MiB, so memory stays flat
+        assert pragma("wal_autocheckpoint") == 10000
+        assert pragma("foreign_keys") == 1
