@@ -44,7 +44,7 @@ def _cli(database: str, *args: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1].strip())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
     parser.add_argument("--objects", type=int, default=1_000_000, help="fill up to this many")
     parser.add_argument("--report-every", type=int, default=100_000,
                         help="print the rate over each block of this many objects")
