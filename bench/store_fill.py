@@ -81,7 +81,7 @@ def main() -> None:
             if stored % BLOCK == 0:
                 rates.append(BLOCK / spent)
                 spent = 0.0
-                if stored == BLOCK:
+                if stored == BLOCK and args.report_every > BLOCK:
                     print(f"{stored:>10,}  {rates[-1]:>9,.0f}  (first {BLOCK:,})", flush=True)
             if stored % args.report_every == 0:
                 block = rates[-(args.report_every // BLOCK):]
