@@ -13,9 +13,7 @@ connection after Communiqué's own) without touching the code.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,24 +21,15 @@ from pathlib import Path
 
 from sqlalchemy import event
 
+import servers
 import stixgen
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(servers.ROOT / "src"))
 
 from communique import ingest, timestamps  # noqa: E402
 from communique.store.engines import open_store  # noqa: E402
 
 BLOCK = 10_000
-
-
-def _cli(database: str, *args: str) -> str:
-    """Run the command line against ``database``; return its last output line."""
-    env = dict(os.environ, COMMUNIQUE_DATABASE=database, PYTHONPATH=str(ROOT / "src"))
-    done = subprocess.run([sys.executable, "-m", "communique", *args], env=env, check=True,
-                          capture_output=True, text=True)
-    lines = done.stdout.strip().splitlines()
-    return lines[-1] if lines else ""
 
 
 def main() -> None:
@@ -57,9 +46,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="communique-store-fill-") as tmp:
         database = f"sqlite:///{tmp}/fill.db"
-        _cli(database, "init")
-        _cli(database, "org", "add", "bench")
-        collection = _cli(database, "collection", "add", "fill", "--write", "bench")
+        servers.communique_cli("init", database=database)
+        servers.communique_cli("org", "add", "bench", database=database)
+        collection = servers.communique_cli("collection", "add", "fill", "--write", "bench",
+                                            database=database).strip().splitlines()[-1]
         store = open_store(database)
 
         @event.listens_for(store.engine, "connect")
