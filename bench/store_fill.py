@@ -76,8 +76,8 @@ def main() -> None:
             if stored % args.report_every == 0:
                 block = rates[-(args.report_every // BLOCK):]
                 print(f"{stored:>10,}  {statistics.harmonic_mean(block):>9,.0f}", flush=True)
-        size = Path(tmp, "fill.db").stat().st_size
-        print(f"database file: {size / 2**20:,.0f} MiB")
+        size = sum(path.stat().st_size for path in Path(tmp).glob("fill.db*"))
+        print(f"database and WAL files: {size / 2**20:,.0f} MiB")
         store.engine.dispose()
 
 
