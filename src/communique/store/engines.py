@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from communique.errors import BadRequest
+from communique.store.checkpoint import Checkpointer
 from communique.store.sql import SqlTx
 
 _WRITE = "communique_write"
@@ -58,11 +59,23 @@ class SqliteStore(SqlStore):
     def __init__(self, url: str, engine: Engine) -> None:
         super().__init__(url, engine)
         self._writer = threading.Lock()  # one writer per process; BEGIN IMMEDIATE across processes
+        self._checkpointer: Checkpointer | None = None  # started by the first write
 
     @contextmanager
     def write(self) -> Iterator[SqlTx]:
-        with self._writer, super().write() as tx:
-            yield tx
+        with self._writer:
+            with super().write() as tx:
+                yield tx
+            if self._checkpointer is None:
+                self._checkpointer = Checkpointer(self.engine)
+            self._checkpointer.nudge()
+
+    def close(self) -> None:
+        with self._writer:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
+        super().close()
 
 
 class PostgresStore(SqlStore):
@@ -83,14 +96,15 @@ def _sqlite_engine(url: str) -> Engine:
         cursor = dbapi_conn.cursor()
         # A small cache per connection (8 MiB): the operating system caches the file, so
         # the server's own memory stays flat however large the store grows.
-        # Checkpoint the WAL every 10,000 pages (about 40 MB) rather than SQLite's 1,000:
-        # once the id index outgrows the cache, one 1,000-object envelope dirties about
-        # 1,000 index pages, so the default would checkpoint after every envelope and
-        # write each page twice; a longer WAL lets a page dirtied by several envelopes
-        # reach the database file once (ingest at a million objects: about 1/6 faster).
+        # The WAL is copied back into the database by a background thread after each
+        # write (see checkpoint.py). SQLite's own checkpoint, which would make a committing
+        # writer wait for that copy, is only a backstop: at 50,000 pages (about 200 MB),
+        # where it finds little left to copy. journal_size_limit truncates the WAL file
+        # back to 64 MiB once it has been reset, so a burst does not keep its disk space.
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
                        "busy_timeout=60000", "cache_size=-8192", "temp_store=MEMORY",
-                       "wal_autocheckpoint=10000"):
+                       "wal_autocheckpoint=50000",
+                       "journal_size_limit=67108864"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
