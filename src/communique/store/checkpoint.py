@@ -44,25 +44,25 @@ class Checkpointer:
         self._due.set()
         self._thread.join()
 
-    def checkpoint(self) -> tuple[int, int, int]:
-        """Checkpoint now; return SQLite's (busy, frames in the log, frames copied)."""
-        conn = self._engine.raw_connection()
-        try:
-            cursor = conn.cursor()
-            row = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            cursor.close()
-        finally:
-            conn.close()
-        return tuple(row)  # type: ignore[return-value]
-
     def _run(self) -> None:
-        while True:
-            self._due.wait()
-            self._due.clear()
-            try:
-                self.checkpoint()
-            except Exception as exc:  # the backstop checkpoint still runs; say why this one did not
-                log.warning("WAL checkpoint failed: %s", exc)
-            if self._stopping.is_set():
-                return
-            self._stopping.wait(self._interval)
+        # A connection of its own, taken out of the pool: requests never borrow it,
+        # and it does not add one to the pool (each pooled connection grows its own
+        # page cache; a checkpoint copies pages without going through that cache).
+        conn = None
+        try:
+            while True:
+                self._due.wait()
+                self._due.clear()
+                try:
+                    if conn is None:
+                        conn = self._engine.raw_connection()
+                        conn.detach()
+                    conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+                except Exception as exc:  # the backstop still runs; say why this one did not
+                    log.warning("WAL checkpoint failed: %s", exc)
+                if self._stopping.is_set():
+                    return
+                self._stopping.wait(self._interval)
+        finally:
+            if conn is not None:
+                conn.close()
