@@ -1046,7 +1046,7 @@ def test_initialise_twice_is_harmless(store: SqlStore, collection: str) -> None:
 
 
 def test_sqlite_connections_are_durable_and_bounded(store: SqlStore) -> None:
-    """Every SQLite connection: WAL, fsync at each commit, a small cache, a long WAL."""
+    """Every SQLite connection: WAL, fsync at each commit, a small cache, a backstop checkpoint."""
     if store.engine.dialect.name != "sqlite":
         pytest.skip("SQLite connection settings")
     with store.engine.connect() as conn:
