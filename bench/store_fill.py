@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/store_fill.py --objects 1000000
     .venv/bin/python bench/store_fill.py --objects 1000000 --pragma cache_size=-65536
+    .venv/bin/python bench/store_fill.py --objects 1000000 --page-size 2048
 
 No HTTP, no server: each 1,000-object envelope of the benchmark's generator is
 validated untimed, then one write transaction stores it, and only that
@@ -13,6 +14,7 @@ connection after Communiqué's own) without touching the code.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -39,6 +41,8 @@ def main() -> None:
                         help="print the rate over each block of this many objects")
     parser.add_argument("--pragma", action="append", default=[],
                         help="an extra SQLite PRAGMA for every connection, e.g. cache_size=-65536")
+    parser.add_argument("--page-size", type=int, default=0,
+                        help="create the database with this SQLite page size first")
     parser.add_argument("--seed", type=int, default=2021)
     args = parser.parse_args()
     if args.report_every % BLOCK or args.objects % args.report_every:
@@ -46,6 +50,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="communique-store-fill-") as tmp:
         database = f"sqlite:///{tmp}/fill.db"
+        if args.page_size:
+            raw = sqlite3.connect(f"{tmp}/fill.db")
+            raw.execute(f"PRAGMA page_size={args.page_size}")
+            raw.execute("VACUUM")  # writes the header, so the page size sticks
+            raw.close()
         servers.communique_cli("init", database=database)
         servers.communique_cli("org", "add", "bench", database=database)
         collection = servers.communique_cli("collection", "add", "fill", "--write", "bench",
