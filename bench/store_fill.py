@@ -60,6 +60,9 @@ def main() -> None:
         collection = servers.communique_cli("collection", "add", "fill", "--write", "bench",
                                             database=database).strip().splitlines()[-1]
         store = open_store(database)
+        with store.read() as tx:
+            target = tx.get_collection("default", collection)
+        assert target is not None
 
         @event.listens_for(store.engine, "connect")
         def _extra(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -74,7 +77,8 @@ def main() -> None:
             number += 1
             started = time.perf_counter()
             with store.write() as tx:
-                ingest.store_checked(tx, checked, collection_id=collection, now=timestamps.now_us())
+                ingest.store_checked(tx, checked, collection=target, producer_org=None,
+                                     now=timestamps.now_us())
             spent += time.perf_counter() - started
             stored += len(checked.valid)
             if stored % BLOCK == 0:

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 def round_trip(database: str) -> tuple[list[dict], list[dict]]:
     """Import the ATT&CK bundle with the CLI and export it; return (expected, exported)."""
     for args in (("init",), ("org", "add", "CERT"),
+                 ("user", "add", "analyst@cert.example", "--org", "CERT", "--role", "analyst"),
                  ("collection", "add", "ATT&CK", "--alias", "attack", "--read", "CERT")):
         assert communique(*args, database=database).code == 0
     path = datasets.attack_enterprise()
@@ -27,7 +28,8 @@ def round_trip(database: str) -> tuple[list[dict], list[dict]]:
     document = orjson.loads(Path(path).read_bytes())
     assert f"{len(document['objects'])} added, 0 duplicate, 0 refused" in run.out
     expected = list(upgrade.upgrade(document["objects"], document.get("spec_version")))
-    exported = json.loads(communique("export", "--collection", "attack", database=database).out)
+    exported = json.loads(communique("export", "--collection", "attack", "--as", "analyst@cert.example",
+                                     database=database).out)
     assert exported["type"] == "bundle" and "spec_version" not in exported
     return expected, exported["objects"]
 

@@ -149,7 +149,7 @@ def test_import_stix20_bundle_is_upgraded(database_url: str, tmp_path: Path) -> 
     run = communique("import", write_json(tmp_path / "old.json", old), database=database_url)
     assert run.code == 0, run.err + run.out
     assert "2 added" in run.out
-    exported = json.loads(communique("export", "--collection", "shared", database=database_url).out)
+    exported = json.loads(communique("export", "--collection", "shared", "--as", "analyst@cert.example", database=database_url).out)
     by_type = {o["type"]: o for o in exported["objects"]}
     assert by_type["malware"]["spec_version"] == "2.1"
     assert by_type["malware"]["malware_types"] == ["ransomware"] and by_type["malware"]["is_family"]
@@ -178,7 +178,7 @@ def test_import_rejects_a_file_that_is_not_stix(database_url: str, tmp_path: Pat
     assert run.code == 1 and "not valid JSON" in run.err
     path.write_text('{"hello": "world"}')
     assert communique("import", str(path), database=database_url).code == 1
-    exported = json.loads(communique("export", "--collection", "shared", database=database_url).out)
+    exported = json.loads(communique("export", "--collection", "shared", "--as", "analyst@cert.example", database=database_url).out)
     assert exported["objects"] == []
 
 
@@ -198,10 +198,10 @@ def test_export_filters_types_and_versions(database_url: str, tmp_path: Path) ->
     second = dict(first, modified=ts(60), name="Renamed")
     path = write_json(tmp_path / "objects.json", [first, second, malware(1)])
     assert communique("import", path, database=database_url).code == 0
-    latest = json.loads(communique("export", "--collection", "shared", "--type", "indicator",
+    latest = json.loads(communique("export", "--collection", "shared", "--as", "analyst@cert.example", "--type", "indicator",
                                    database=database_url).out)
     assert latest["type"] == "bundle" and latest["id"].startswith("bundle--")
     assert [o["name"] for o in latest["objects"]] == ["Renamed"]
-    every = json.loads(communique("export", "--collection", "shared", "--all-versions",
+    every = json.loads(communique("export", "--collection", "shared", "--as", "analyst@cert.example", "--all-versions",
                                   database=database_url).out)
     assert len(every["objects"]) == 3

@@ -22,7 +22,8 @@ from communique import timestamps
 from communique.errors import Conflict
 from communique.stix.validate import validate
 from communique.store import migrate, open_store, schema
-from communique.store.base import Collection, Grant, Outcome, Page, Record
+from communique.stix.markings import Tlp
+from communique.store.base import Collection, Grant, Outcome, Page, Record, Visibility
 from communique.store.engines import SqlStore
 from communique.store.sql import SqlTx
 from communique.taxii import filters
@@ -37,6 +38,16 @@ ROOT = "default"
 def v(second: int) -> int:
     """Return the version (µs) of an object whose ``modified`` is ``ts(second)``."""
     return timestamps.parse(ts(second))
+
+
+# The storage mechanics are tested with every level visible; TLP itself is tested in
+# tests/test_tlp.py, where the visibility comes from ``access.visibility``.
+SEE_ALL = Visibility(frozenset(Tlp), Tlp.AMBER)
+
+
+def counted(tx: Any, collection_id: str) -> int:
+    """Return how many objects (last versions) a collection holds, at every level."""
+    return sum(tx.count_objects(collection_id, visibility=SEE_ALL).values())
 
 
 def version_of(second: int, *, id: str, n: int = 0, **extra: Any) -> dict:
@@ -56,7 +67,7 @@ def page(store: SqlStore, collection_id: str, query: Query, *, after: int | None
          object_id: str | None = None, with_body: bool = True) -> Page:
     """Return one page of ``list_objects``."""
     with store.read() as tx:
-        return tx.list_objects(collection_id, query, after=after, object_id=object_id,
+        return tx.list_objects(collection_id, query, visibility=SEE_ALL, after=after, object_id=object_id,
                                with_body=with_body)
 
 
@@ -418,7 +429,7 @@ def test_date_added_never_reused_after_delete(store: SqlStore, collection: str) 
     gone = malware(1)
     add(store, collection, gone, now=NOW)
     with store.write() as tx:
-        assert tx.delete_object(collection, gone["id"], Query(versions=ALL_VERSIONS)) == 1
+        assert tx.delete_object(collection, gone["id"], Query(versions=ALL_VERSIONS), visibility=SEE_ALL) == 1
     add(store, collection, malware(2), now=NOW)
     assert [r.date_added for r in everything(store, collection)] == [NOW + 1]
 
@@ -710,10 +721,10 @@ def test_list_versions_in_date_added_order(store: SqlStore, collection: str) -> 
     add(store, collection, version_of(20, id=sid), malware(1))
     add(store, collection, version_of(10, id=sid), version_of(30, id=sid))
     with store.read() as tx:
-        found = tx.list_versions(collection, sid, Query(versions=ALL_VERSIONS, limit=10),
+        found = tx.list_versions(collection, sid, visibility=SEE_ALL, query=Query(versions=ALL_VERSIONS, limit=10),
                                  after=None)
-        missing = tx.list_versions(collection, stix_id("indicator"),
-                                   Query(versions=ALL_VERSIONS, limit=10), after=None)
+        missing = tx.list_versions(collection, stix_id("indicator"), visibility=SEE_ALL,
+                                   query=Query(versions=ALL_VERSIONS, limit=10), after=None)
     assert [r.version for r in found.records] == [v(20), v(10), v(30)]
     assert {r.stix_id for r in found.records} == {sid}
     added = [r.date_added for r in found.records]
@@ -731,7 +742,7 @@ def test_list_versions_paging(store: SqlStore, collection: str) -> None:
     pages = 0
     while True:
         with store.read() as tx:
-            found = tx.list_versions(collection, sid, Query(versions=ALL_VERSIONS, limit=2),
+            found = tx.list_versions(collection, sid, visibility=SEE_ALL, query=Query(versions=ALL_VERSIONS, limit=2),
                                      after=after)
         assert len(found.records) <= 2
         seen += [r.version for r in found.records]
@@ -747,9 +758,9 @@ def test_list_versions_by_spec_version(store: SqlStore, collection: str) -> None
     sid = stix_id("indicator")
     add(store, collection, version_of(1, id=sid), version_of(2, id=sid))
     with store.read() as tx:
-        none = tx.list_versions(collection, sid, Query(versions=ALL_VERSIONS, limit=10,
+        none = tx.list_versions(collection, sid, visibility=SEE_ALL, query=Query(versions=ALL_VERSIONS, limit=10,
                                                        spec_versions=("2.0",)), after=None)
-        some = tx.list_versions(collection, sid, Query(versions=ALL_VERSIONS, limit=10,
+        some = tx.list_versions(collection, sid, visibility=SEE_ALL, query=Query(versions=ALL_VERSIONS, limit=10,
                                                        spec_versions=("2.1",)), after=None)
     assert none.records == [] and len(some.records) == 2
 
@@ -762,7 +773,7 @@ def test_delete_every_version(store: SqlStore, collection: str) -> None:
     add(store, collection, version_of(1, id=sid), version_of(2, id=sid), keep,
         version_of(3, id=sid))
     with store.write() as tx:
-        assert tx.delete_object(collection, sid, Query(versions=filters.ALL_VERSIONS)) == 3
+        assert tx.delete_object(collection, sid, Query(versions=filters.ALL_VERSIONS), visibility=SEE_ALL) == 3
     assert [r.stix_id for r in everything(store, collection)] == [keep["id"]]
 
 
@@ -770,7 +781,7 @@ def test_delete_unknown_object_removes_nothing(store: SqlStore, collection: str)
     """Deleting an id the collection does not hold returns 0."""
     add(store, collection, malware(1))
     with store.write() as tx:
-        assert tx.delete_object(collection, stix_id("malware"), Query(versions=ALL_VERSIONS)) == 0
+        assert tx.delete_object(collection, stix_id("malware"), Query(versions=ALL_VERSIONS), visibility=SEE_ALL) == 0
     assert len(everything(store, collection)) == 1
 
 
@@ -780,12 +791,12 @@ def test_delete_exact_versions_recomputes_first_and_last(store: SqlStore, collec
     add(store, collection, *(version_of(s, id=sid) for s in (10, 20, 30, 40)))
     with store.write() as tx:
         ends = Query(versions=Versions(exact=(v(10), v(40))))
-        assert tx.delete_object(collection, sid, ends) == 2
+        assert tx.delete_object(collection, sid, ends, visibility=SEE_ALL) == 2
     assert versions_listed(store, collection, ALL_VERSIONS) == [(sid, v(20)), (sid, v(30))]
     assert versions_listed(store, collection, Versions(first=True)) == [(sid, v(20))]
     assert versions_listed(store, collection, filters.LAST_VERSION) == [(sid, v(30))]
     with store.read() as tx:
-        assert tx.count_objects(collection) == 1
+        assert counted(tx, collection) == 1
 
 
 def test_delete_middle_version_keeps_ends(store: SqlStore, collection: str) -> None:
@@ -793,7 +804,7 @@ def test_delete_middle_version_keeps_ends(store: SqlStore, collection: str) -> N
     sid = stix_id("indicator")
     add(store, collection, *(version_of(s, id=sid) for s in (10, 20, 30)))
     with store.write() as tx:
-        assert tx.delete_object(collection, sid, Query(versions=Versions(exact=(v(20),)))) == 1
+        assert tx.delete_object(collection, sid, Query(versions=Versions(exact=(v(20),))), visibility=SEE_ALL) == 1
     assert versions_listed(store, collection, Versions(first=True, last=True)) == [
         (sid, v(10)), (sid, v(30))]
 
@@ -803,7 +814,7 @@ def test_delete_last_version_promotes_the_previous(store: SqlStore, collection: 
     sid = stix_id("indicator")
     add(store, collection, version_of(30, id=sid), version_of(10, id=sid), version_of(20, id=sid))
     with store.write() as tx:
-        assert tx.delete_object(collection, sid, Query(versions=filters.LAST_VERSION)) == 1
+        assert tx.delete_object(collection, sid, Query(versions=filters.LAST_VERSION), visibility=SEE_ALL) == 1
     assert versions_listed(store, collection, filters.LAST_VERSION) == [(sid, v(20))]
     assert versions_listed(store, collection, Versions(first=True)) == [(sid, v(10))]
 
@@ -813,7 +824,7 @@ def test_delete_version_not_held_removes_nothing(store: SqlStore, collection: st
     sid = stix_id("indicator")
     add(store, collection, version_of(10, id=sid))
     with store.write() as tx:
-        assert tx.delete_object(collection, sid, Query(versions=Versions(exact=(v(11),)))) == 0
+        assert tx.delete_object(collection, sid, Query(versions=Versions(exact=(v(11),))), visibility=SEE_ALL) == 0
     assert versions_listed(store, collection, Versions(first=True, last=True)) == [(sid, v(10))]
 
 
@@ -824,7 +835,7 @@ def test_delete_leaves_other_collections_alone(
     for target in (collection, other_collection):
         add(store, target, version_of(1, id=sid), version_of(2, id=sid))
     with store.write() as tx:
-        assert tx.delete_object(collection, sid, Query(versions=ALL_VERSIONS)) == 2
+        assert tx.delete_object(collection, sid, Query(versions=ALL_VERSIONS), visibility=SEE_ALL) == 2
     assert everything(store, collection) == []
     assert versions_listed(store, other_collection, ALL_VERSIONS) == [(sid, v(1)), (sid, v(2))]
 
@@ -834,7 +845,7 @@ def test_readd_after_delete(store: SqlStore, collection: str) -> None:
     original = version_of(1, id=stix_id("indicator"))
     add(store, collection, original)
     with store.write() as tx:
-        tx.delete_object(collection, original["id"], Query(versions=ALL_VERSIONS))
+        tx.delete_object(collection, original["id"], Query(versions=ALL_VERSIONS), visibility=SEE_ALL)
     assert add(store, collection, original) == [(Outcome.ADDED, v(1))]
     assert versions_listed(store, collection, Versions(first=True, last=True)) == [
         (original["id"], v(1))]
@@ -846,14 +857,14 @@ def test_count_objects_not_versions(store: SqlStore, collection: str,
     """count_objects counts distinct objects, however many versions each has."""
     sid = stix_id("indicator")
     with store.read() as tx:
-        assert tx.count_objects(collection) == 0
+        assert counted(tx, collection) == 0
     add(store, collection, *(version_of(s, id=sid) for s in (1, 2, 3)), malware(1),
         ipv4("192.0.2.1"))
     add(store, collection, dict(ipv4("192.0.2.1"), x_note="changed"))
     add(store, other_collection, malware(2))
     with store.read() as tx:
-        assert tx.count_objects(collection) == 3
-        assert tx.count_objects(other_collection) == 1
+        assert counted(tx, collection) == 3
+        assert counted(tx, other_collection) == 1
 
 
 # -- status resources ----------------------------------------------------------------------------
@@ -1040,7 +1051,7 @@ def test_initialise_twice_is_harmless(store: SqlStore, collection: str) -> None:
     node_setup.initialise(store)
     with store.read() as tx:
         assert key is not None and tx.get_setting(node_setup.CURSOR_KEY) == key
-        assert tx.count_objects(collection) == 1
+        assert counted(tx, collection) == 1
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
 

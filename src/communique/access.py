@@ -5,14 +5,21 @@ their organisation, within their role: readers never write. TAXII 2.1 lets a
 server answer 404 for a collection the caller may not see (§5.2), which is what
 we do, so that a collection's existence does not leak. The Delete table of §5.7
 is followed to the letter.
+
+Within a collection, TLP 2.0 decides which objects a reader sees (``visibility``):
+CLEAR, GREEN, AMBER and AMBER+STRICT every organisation that may read the
+collection; RED only its producer and the organisations and users it names. An
+object without a TLP marking has its collection's default level. A public
+collection is readable without authentication, and holds TLP:CLEAR only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from communique.errors import Forbidden, NotFound
-from communique.store.base import Grant
+from communique.errors import Forbidden, NotFound, Unauthorized
+from communique.stix.markings import Tlp
+from communique.store.base import Collection, Grant, Visibility
 
 ROLES = ("admin", "analyst", "reader")
 _WRITERS = frozenset({"admin", "analyst"})
@@ -45,12 +52,51 @@ class Access:
 NO_ACCESS = Access()
 
 
-def access_to(principal: Principal, grant: Grant | None) -> Access:
-    """Return what ``principal`` may do with the collection that ``grant`` is about."""
-    if grant is None or grant.org_id != principal.org_id:
-        return NO_ACCESS
-    return Access(can_read=grant.can_read,
+_SHARED = frozenset({Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT})
+_PUBLIC = frozenset({Tlp.CLEAR})
+
+
+def access_to(principal: Principal | None, grant: Grant | None, *, public: bool = False) -> Access:
+    """Return what ``principal`` (None: anonymous) may do with the collection of ``grant``."""
+    if principal is None or grant is None or grant.org_id != principal.org_id:
+        return Access(can_read=True) if public else NO_ACCESS
+    return Access(can_read=grant.can_read or public,
                   can_write=grant.can_write and principal.role in _WRITERS)
+
+
+def require_known(principal: Principal | None, collection: Collection | None) -> None:
+    """Refuse an anonymous caller anything but a public collection, whether it exists or not."""
+    if principal is None and (collection is None or not collection.public):
+        raise Unauthorized("this resource needs an API token")
+
+
+def visibility(principal: Principal | None, collection: Collection) -> Visibility:
+    """Return which of a readable collection's objects ``principal`` may see (TLP 2.0)."""
+    if collection.public:
+        return Visibility(_PUBLIC, Tlp.CLEAR)
+    if principal is None:  # unreachable through require_known; never widen by accident
+        return Visibility(frozenset(), collection.default_tlp)
+    return Visibility(_SHARED, collection.default_tlp, red_org_id=principal.org_id,
+                      red_principals=("org:" + principal.org_name, "user:" + principal.email))
+
+
+def export_view(principal: Principal, collection: Collection) -> Visibility:
+    """Return what ``principal`` may carry out of the node in an export: never TLP:RED."""
+    seen = visibility(principal, collection)
+    return Visibility(seen.levels - {Tlp.RED}, seen.default)
+
+
+def operator_view(collection: Collection) -> Visibility:
+    """Return the node operator's view, for counts at the command line: every level."""
+    return Visibility(frozenset(Tlp), collection.default_tlp)
+
+
+def refusal_to_store(collection: Collection, level: int | None) -> str | None:
+    """Return why an object of TLP ``level`` may not go into ``collection``, or None."""
+    if collection.public and (collection.default_tlp if level is None else level) != Tlp.CLEAR:
+        return ("this collection is public: it takes TLP:CLEAR objects only "
+                f"(this one is {Tlp(collection.default_tlp if level is None else level).label})")
+    return None
 
 
 def require_visible(access: Access) -> None:

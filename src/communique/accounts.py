@@ -72,6 +72,15 @@ def revoke_token(store: Store, token_id: int) -> None:
             raise NotFound(f"no active token with id {token_id}")
 
 
+def principal_for(store: Store, email: str) -> Principal:
+    """Return the principal a user stands for, for commands run on their behalf."""
+    with store.read() as tx:
+        user = tx.find_user(email.strip().lower())
+    if user is None or user.disabled:
+        raise NotFound(f"no active user {email!r}")
+    return Principal(user.id, user.email, user.org_id, user.org_name, user.role)
+
+
 def authenticate(store: Store, untrusted_token: str) -> Principal:
     """Return the principal a bearer token stands for, or raise Unauthorized."""
     invalid = Unauthorized("the token is not valid (unknown, revoked or expired)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import uuid
@@ -12,11 +13,12 @@ from typing import Any, Callable
 import click
 from sqlalchemy.exc import DBAPIError
 
-from communique import accounts, importer, node, timestamps
+from communique import access, accounts, importer, node, timestamps
 from communique.access import ROLES
 from communique.errors import BadRequest, CommuniqueError, NotFound
 from communique.settings import DEFAULT_DATABASE, as_environ, load
 from communique.store import open_store
+from communique.stix.markings import Tlp
 from communique.store.base import Collection, Grant, Store
 
 SLUG_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -164,12 +166,35 @@ def collection() -> None:
     """Collections and who may read or write them."""
 
 
+class TlpChoice(click.ParamType):
+    """A TLP level on the command line: clear, green, amber, amber+strict, red (or white)."""
+
+    name = "tlp"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Tlp:
+        if isinstance(value, Tlp):
+            return value
+        try:
+            return Tlp.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _tlp_settings(default_tlp: Tlp | None, public: bool) -> Tlp:
+    """Return a collection's default level; a public one holds TLP:CLEAR only."""
+    if public and default_tlp not in (None, Tlp.CLEAR):
+        raise BadRequest("a public collection holds TLP:CLEAR only; its default level is clear")
+    return Tlp.CLEAR if public else (Tlp.AMBER if default_tlp is None else default_tlp)
+
+
 def add_collection(store: Store, title: str, *, root: str, alias: str | None = None,
                    description: str = "", read: tuple[str, ...] = (),
-                   write: tuple[str, ...] = ()) -> Collection:
+                   write: tuple[str, ...] = (), default_tlp: Tlp | None = None,
+                   public: bool = False) -> Collection:
     """Create a collection (and its API root if new) with grants for organisations."""
     if not root or not set(root) <= SLUG_CHARS or root == "taxii2" or len(root) > 64:
         raise BadRequest("--root is 1-64 characters of a-z, 0-9, - and _ (and not 'taxii2')")
+    level = _tlp_settings(default_tlp, public)
     now = timestamps.now_us()
     with store.write() as tx:
         orgs = {}
@@ -180,8 +205,8 @@ def add_collection(store: Store, title: str, *, root: str, alias: str | None = N
             orgs[name] = found
         if tx.get_api_root(root) is None:
             tx.add_api_root(root, title=root, description="", now=now)
-        created = tx.add_collection(Collection(str(uuid.uuid4()), root, title, description, alias),
-                                    now=now)
+        created = tx.add_collection(Collection(str(uuid.uuid4()), root, title, description, alias,
+                                               int(level), public), now=now)
         for name, found in orgs.items():
             tx.set_grant(Grant(created.id, found.id, name in read, name in write))
     return created
@@ -194,12 +219,17 @@ def add_collection(store: Store, title: str, *, root: str, alias: str | None = N
 @click.option("--description", default="")
 @click.option("--read", multiple=True, help="Organisation that may read (repeatable).")
 @click.option("--write", multiple=True, help="Organisation that may write (repeatable).")
+@click.option("--tlp-default", "default_tlp", type=TlpChoice(), default=None,
+              help="TLP level of objects that carry no TLP marking [default: amber].")
+@click.option("--public", is_flag=True,
+              help="Readable without authentication; then it holds TLP:CLEAR objects only.")
 @with_store
 def collection_add(store: Store, title: str, root: str, alias: str | None, description: str,
-                   read: tuple[str, ...], write: tuple[str, ...]) -> None:
+                   read: tuple[str, ...], write: tuple[str, ...], default_tlp: Tlp | None,
+                   public: bool) -> None:
     """Add a collection; its id is printed alone on the last line."""
     created = add_collection(store, title, root=root, alias=alias, description=description,
-                             read=read, write=write)
+                             read=read, write=write, default_tlp=default_tlp, public=public)
     click.echo(f"collection {title!r} added to API root /{root}/")
     click.echo(created.id)
 
@@ -207,34 +237,67 @@ def collection_add(store: Store, title: str, root: str, alias: str | None, descr
 @collection.command("list")
 @with_store
 def collection_list(store: Store) -> None:
-    """List collections with their grants and object counts."""
+    """List collections with their grants, TLP settings and object counts by TLP level."""
     with store.read() as tx:
         names = {o.id: o.name for o in tx.list_organisations()}
         for item in tx.list_collections():
             grants = tx.grants_on(item.id)
             readers = ",".join(sorted(names[g.org_id] for g in grants if g.can_read)) or "-"
             writers = ",".join(sorted(names[g.org_id] for g in grants if g.can_write)) or "-"
+            counts = tx.count_objects(item.id, visibility=access.operator_view(item))
+            by_level = " ".join(f"{Tlp(level).word}={n}" for level, n in sorted(counts.items()))
             click.echo(f"{item.id}\t/{item.api_root}/\t{item.title}\tobjects: "
-                       f"{tx.count_objects(item.id)}\tread: {readers}\twrite: {writers}")
+                       f"{sum(counts.values())}{' (' + by_level + ')' if by_level else ''}"
+                       f"\tdefault: {Tlp(item.default_tlp).label}"
+                       f"{' public' if item.public else ''}\tread: {readers}\twrite: {writers}")
+
+
+@collection.command("set")
+@click.argument("collection_id")
+@click.option("--tlp-default", "default_tlp", type=TlpChoice(), default=None,
+              help="TLP level of objects that carry no TLP marking.")
+@click.option("--public/--private", default=None,
+              help="Open the collection to anonymous readers (TLP:CLEAR only), or close it.")
+@with_store
+def collection_set(store: Store, collection_id: str, default_tlp: Tlp | None,
+                   public: bool | None) -> None:
+    """Change a collection's default TLP level, or make it public or private."""
+    target = importer.find_collection(store, collection_id)
+    public = target.public if public is None else public
+    if default_tlp is None and not public:
+        default_tlp = Tlp(target.default_tlp)
+    level = _tlp_settings(default_tlp, public)
+    with store.write() as tx:
+        if public and not target.public:
+            held = tx.count_objects(target.id, visibility=access.operator_view(target))
+            if any(lvl != Tlp.CLEAR for lvl in held):
+                raise BadRequest("the collection holds objects above TLP:CLEAR; "
+                                 "a public collection may hold TLP:CLEAR only")
+        tx.set_collection_tlp(target.id, default_tlp=int(level), public=public)
+    click.echo(f"collection {target.title!r}: default {level.label}"
+               f"{', public' if public else ''}")
 
 
 # -- import and export -----------------------------------------------------------------
 @main.command("import")
 @click.argument("file", type=click.Path(allow_dash=True, dir_okay=False))
 @click.option("--collection", "collection_id", default=None, help="Collection id or alias.")
+@click.option("--as", "email", default=None,
+              help="The user whose organisation produced the objects (may read back its RED ones).")
 @with_store
-def import_(store: Store, file: str, collection_id: str | None) -> None:
+def import_(store: Store, file: str, collection_id: str | None, email: str | None) -> None:
     """Import a STIX 2.0 or 2.1 bundle (or a JSON list of objects) into a collection."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     target = importer.find_collection(store, collection_id)
+    producer = accounts.principal_for(store, email).org_id if email else None
     data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     objects, bundle_version = importer.read_document(data)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=_console(), transient=True) as bar:
         task = bar.add_task("importing", total=len(objects))
         summary = importer.import_objects(store, target, objects, bundle_version,
-                                          progress=lambda n: bar.advance(task, n))
+                                          producer_org=producer, progress=lambda n: bar.advance(task, n))
     counts = summary.counts
     click.echo(f"{len(objects)} objects read: {counts['added']} added, "
                f"{counts['duplicate']} duplicate, {counts['refused']} refused")
@@ -246,15 +309,31 @@ def import_(store: Store, file: str, collection_id: str | None) -> None:
 
 @main.command()
 @click.option("--collection", "collection_id", required=True, help="Collection id or alias.")
+@click.option("--as", "email", required=True,
+              help="The user the export is for: it holds what they may read, never TLP:RED.")
 @click.option("--type", "types", multiple=True, help="Only objects of this STIX type (repeatable).")
 @click.option("--all-versions", is_flag=True, help="Every version, not only the latest.")
 @with_store
-def export(store: Store, collection_id: str, types: tuple[str, ...], all_versions: bool) -> None:
-    """Write a collection to standard output as a STIX 2.1 bundle."""
+def export(store: Store, collection_id: str, email: str, types: tuple[str, ...],
+           all_versions: bool) -> None:
+    """Write what a user may read of a collection to standard output as a STIX 2.1 bundle."""
     target = importer.find_collection(store, collection_id)
-    importer.export_bundle(store, target, sys.stdout.buffer, types=types,
+    principal = accounts.principal_for(store, email)
+    with store.read() as tx:
+        grant = tx.grants_of(principal.org_id).get(target.id)
+    access.require_read(access.access_to(principal, grant, public=target.public))
+    importer.export_bundle(store, target, sys.stdout.buffer, principal=principal, types=types,
                            all_versions=all_versions)
     sys.stdout.buffer.flush()
+
+
+@main.command()
+def definitions() -> None:
+    """Print the STIX objects this node publishes (TLP 2.0 markings, recipients extension)."""
+    from communique.stix.markings import definitions as published
+
+    bundle = {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": published()}
+    click.echo(json.dumps(bundle, indent=2, ensure_ascii=False))
 
 
 def _console():  # type: ignore[no-untyped-def]

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from communique import accounts, datasets, importer, node
+from communique import access, accounts, datasets, importer, node
 from communique.cli import add_collection
+from communique.stix.markings import Tlp
 from communique.store.base import Store
 
 CERT = "National CERT"
@@ -39,7 +40,7 @@ def prepare(store: Store, *, bundle: str | None, base_url: str,
         collections["attack"] = add_collection(
             store, "MITRE ATT&CK Enterprise", root="default", alias="attack",
             description="The MITRE ATT&CK Enterprise knowledge base, upgraded to STIX 2.1.",
-            read=(CERT, MINISTRY, PARTNER), write=(CERT,))
+            read=(CERT, MINISTRY, PARTNER), write=(CERT,), default_tlp=Tlp.CLEAR)
     if "shared" not in collections:
         collections["shared"] = add_collection(
             store, "Shared indicators", root="default", alias="shared",
@@ -47,7 +48,7 @@ def prepare(store: Store, *, bundle: str | None, base_url: str,
             read=(CERT, MINISTRY, PARTNER), write=(CERT, MINISTRY))
     attack = collections["attack"]
     with store.read() as tx:
-        loaded = tx.count_objects(attack.id)
+        loaded = sum(tx.count_objects(attack.id, visibility=access.operator_view(attack)).values())
     if not loaded:
         path = Path(bundle) if bundle else datasets.attack_enterprise()
         echo(f"loading {path.name} into {attack.title!r} …")

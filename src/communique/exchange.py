@@ -15,10 +15,10 @@ import orjson
 
 from communique import access, ingest, timestamps
 from communique.access import Access, Principal
-from communique.errors import BadRequest, NotFound
+from communique.errors import BadRequest, NotFound, Unauthorized
 from communique.settings import Settings
 from communique.stix.validate import IDENTIFIER
-from communique.store.base import ApiRoot, Collection, Page, Store, Tx
+from communique.store.base import ApiRoot, Collection, Page, Store, Tx, Visibility
 from communique.taxii import cursor, filters, resources
 from communique.taxii.filters import Query
 
@@ -52,24 +52,27 @@ class Exchange:
         self._last_purge = 0
 
     # -- server information (§4) ------------------------------------------------------
-    def discovery(self, principal: Principal, *, base_url: str) -> dict:
-        """§4.1 Server Discovery."""
+    def discovery(self, principal: Principal | None, *, base_url: str) -> dict:
+        """§4.1 Server Discovery (anonymous callers: only if some collection is public)."""
         with self.store.read() as tx:
             roots = tx.list_api_roots()
+            if principal is None and not any(c.public for c in tx.list_collections()):
+                raise Unauthorized("this node has no public collection; send an API token")
         return resources.discovery(title=self.settings.title,
                                    description=self.settings.description,
                                    contact=self.settings.contact,
                                    api_roots=[f"{base_url}/{r.slug}/" for r in roots])
 
-    def api_root(self, principal: Principal, slug: str) -> dict:
+    def api_root(self, principal: Principal | None, slug: str) -> dict:
         """§4.2 Get API Root Information."""
         with self.store.read() as tx:
-            root = _api_root(tx, slug)
+            root = _api_root(tx, slug, principal)
         return resources.api_root(title=root.title, description=root.description,
                                   max_content_length=self.settings.max_content_length)
 
-    def status(self, principal: Principal, slug: str, status_id: str) -> bytes:
+    def status(self, principal: Principal | None, slug: str, status_id: str) -> bytes:
         """§4.3 Get Status: only the organisation that posted may read it."""
+        principal = _known(principal)
         _plausible(slug, status_id)
         with self.store.read() as tx:
             found = tx.get_status(status_id, api_root=slug) if len(status_id) <= 36 else None
@@ -78,26 +81,26 @@ class Exchange:
         return found[1]
 
     # -- collections (§5.1, §5.2) ------------------------------------------------------
-    def collections(self, principal: Principal, slug: str) -> dict:
+    def collections(self, principal: Principal | None, slug: str) -> dict:
         """§5.1 Get Collections: those the caller may read or write, oldest first."""
         with self.store.read() as tx:
-            _api_root(tx, slug)
-            grants = tx.grants_of(principal.org_id, slug)
+            _api_root(tx, slug, principal)
+            grants = tx.grants_of(principal.org_id, slug) if principal else {}
             items = []
             for item in tx.list_collections(slug):
-                rights = access.access_to(principal, grants.get(item.id))
+                rights = access.access_to(principal, grants.get(item.id), public=item.public)
                 if rights.visible:
                     items.append(_collection_resource(item, rights))
         return resources.collections(items)
 
-    def collection(self, principal: Principal, slug: str, collection_id: str) -> dict:
+    def collection(self, principal: Principal | None, slug: str, collection_id: str) -> dict:
         """§5.2 Get a Collection."""
         with self.store.read() as tx:
             item, rights = _collection(tx, principal, slug, collection_id)
         return _collection_resource(item, rights)
 
     # -- objects (§5.3–§5.8) -----------------------------------------------------------
-    def objects(self, principal: Principal, slug: str, collection_id: str,
+    def objects(self, principal: Principal | None, slug: str, collection_id: str,
                 params: Iterable[tuple[str, str]], *, manifest: bool = False) -> Listing:
         """§5.4 Get Objects, or with ``manifest`` §5.3 Get Object Manifests."""
         query = self._query(params, filters.OBJECTS)
@@ -105,72 +108,79 @@ class Exchange:
             item, rights = _collection(tx, principal, slug, collection_id)
             access.require_read(rights)
             after = self._position(query, ("objects", item.id))
-            page = tx.list_objects(item.id, query, after=after, with_body=not manifest)
+            page = tx.list_objects(item.id, query, visibility=access.visibility(principal, item),
+                                   after=after, with_body=not manifest)
         return self._listing(page, query, after, ("objects", item.id))
 
-    def object(self, principal: Principal, slug: str, collection_id: str, object_id: str,
+    def object(self, principal: Principal | None, slug: str, collection_id: str, object_id: str,
                params: Iterable[tuple[str, str]]) -> Listing:
         """§5.6 Get an Object: its versions that match, as an envelope."""
         query = self._query(params, filters.OBJECT)
         return self._object_listing(principal, slug, collection_id, _object_id(object_id), query,
                                     "object")
 
-    def versions(self, principal: Principal, slug: str, collection_id: str, object_id: str,
+    def versions(self, principal: Principal | None, slug: str, collection_id: str, object_id: str,
                  params: Iterable[tuple[str, str]]) -> Listing:
         """§5.8 Get Object Versions."""
         query = self._query(params, filters.VERSIONS, default_versions=filters.ALL_VERSIONS)
         return self._object_listing(principal, slug, collection_id, _object_id(object_id), query,
                                     "versions")
 
-    def _object_listing(self, principal: Principal, slug: str, collection_id: str,
+    def _object_listing(self, principal: Principal | None, slug: str, collection_id: str,
                         object_id: str, query: Query, kind: str) -> Listing:
         with self.store.read() as tx:
             item, rights = _collection(tx, principal, slug, collection_id)
             access.require_read(rights)
+            seen = access.visibility(principal, item)
             scope = (kind, item.id, object_id)
             after = self._position(query, scope)
             if kind == "versions":
-                page = tx.list_versions(item.id, object_id, query, after=after)
+                page = tx.list_versions(item.id, object_id, query, visibility=seen, after=after)
             else:
-                page = tx.list_objects(item.id, query, after=after, object_id=object_id)
-            if not page.records and not _exists(tx, item.id, object_id):
+                page = tx.list_objects(item.id, query, visibility=seen, after=after,
+                                       object_id=object_id)
+            if not page.records and not _exists(tx, item.id, object_id, seen):
                 raise NotFound("no such object in this collection")
         return self._listing(page, query, after, scope)
 
-    def delete(self, principal: Principal, slug: str, collection_id: str, object_id: str,
+    def delete(self, principal: Principal | None, slug: str, collection_id: str, object_id: str,
                params: Iterable[tuple[str, str]]) -> int:
-        """§5.7 Delete an Object: every version unless ``match[version]`` narrows it."""
+        """§5.7 Delete an Object: every version the caller can see, unless ``match[version]`` narrows it."""
+        principal = _known(principal)
         query = self._query(params, filters.DELETE, default_versions=filters.ALL_VERSIONS)
         object_id = _object_id(object_id)
         with self.store.write() as tx:
             item, rights = _collection(tx, principal, slug, collection_id)
             access.require_delete(rights)
-            removed = tx.delete_object(item.id, object_id, query)
+            removed = tx.delete_object(item.id, object_id, query,
+                                       visibility=access.visibility(principal, item))
         if not removed:
             raise NotFound("no such object (or version) in this collection")
         return removed
 
-    def add(self, principal: Principal, slug: str, collection_id: str, body: bytes) -> bytes:
+    def add(self, principal: Principal | None, slug: str, collection_id: str, body: bytes) -> bytes:
         """§5.5 Add Objects: validate, store, and return the status resource (202).
 
         The web layer calls ``check_writable`` before reading the body; access is
         checked again inside the write transaction.
         """
+        principal = _known(principal)
         requested = timestamps.now_us()
         checked = ingest.check(parse_envelope(body))
         with self.store.write() as tx:
             item, rights = _collection(tx, principal, slug, collection_id)
             access.require_write(rights)
-            results = ingest.store_checked(tx, checked, collection_id=item.id,
-                                           now=timestamps.now_us())
+            results = ingest.store_checked(tx, checked, collection=item,
+                                           producer_org=principal.org_id, now=timestamps.now_us())
             status = _status_resource(str(uuid.uuid4()), requested, results)
             tx.save_status(status_id=status["id"], api_root=slug, org_id=principal.org_id,
                            now=requested, body=orjson.dumps(status))
             self._purge_statuses(tx, requested)
         return orjson.dumps(status)
 
-    def check_writable(self, principal: Principal, slug: str, collection_id: str) -> None:
+    def check_writable(self, principal: Principal | None, slug: str, collection_id: str) -> None:
         """Refuse a write early, before its body is read."""
+        principal = _known(principal)
         with self.store.read() as tx:
             _, rights = _collection(tx, principal, slug, collection_id)
         access.require_write(rights)
@@ -229,22 +239,34 @@ def _object_id(untrusted: str) -> str:
     return untrusted
 
 
-def _api_root(tx: Tx, slug: str) -> ApiRoot:
+def _known(principal: Principal | None) -> Principal:
+    """Return the caller, or refuse an anonymous one: only reading public collections is open."""
+    if principal is None:
+        raise Unauthorized("this request needs an API token")
+    return principal
+
+
+def _api_root(tx: Tx, slug: str, principal: Principal | None = None) -> ApiRoot:
     _plausible(slug)
     root = tx.get_api_root(slug)
+    if principal is None and (root is None or not any(
+            c.public for c in tx.list_collections(slug))):
+        raise Unauthorized("this API root has no public collection; send an API token")
     if root is None:
         raise NotFound("no such API root")
     return root
 
 
-def _collection(tx: Tx, principal: Principal, slug: str, collection_id: str) -> tuple[Collection, Access]:
-    _plausible(collection_id)
-    _api_root(tx, slug)
-    item = tx.get_collection(slug, collection_id)
+def _collection(tx: Tx, principal: Principal | None, slug: str,
+                collection_id: str) -> tuple[Collection, Access]:
+    _plausible(slug, collection_id)
+    root = tx.get_api_root(slug)
+    item = tx.get_collection(slug, collection_id) if root else None
+    access.require_known(principal, item)
     if item is None:
-        raise NotFound("no such collection")
-    grants = tx.grants_of(principal.org_id, slug)
-    rights = access.access_to(principal, grants.get(item.id))
+        raise NotFound("no such collection" if root else "no such API root")
+    grants = tx.grants_of(principal.org_id, slug) if principal else {}
+    rights = access.access_to(principal, grants.get(item.id), public=item.public)
     access.require_visible(rights)
     return item, rights
 
@@ -255,8 +277,10 @@ def _collection_resource(item: Collection, rights: Access) -> dict:
                                 can_write=rights.can_write)
 
 
-def _exists(tx: Tx, collection_id: str, object_id: str) -> bool:
-    return bool(tx.list_versions(collection_id, object_id, Query(limit=1), after=None).records)
+def _exists(tx: Tx, collection_id: str, object_id: str, seen: Visibility) -> bool:
+    """Return whether the caller can see any version of the object (hidden ones do not exist)."""
+    return bool(tx.list_versions(collection_id, object_id, Query(limit=1), visibility=seen,
+                                 after=None).records)
 
 
 def _status_resource(status_id: str, requested: int, results: list[ingest.Result]) -> dict:

@@ -9,10 +9,11 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 
 import orjson
 
-from communique import ingest, timestamps
+from communique import access, ingest, timestamps
+from communique.access import Principal
 from communique.errors import BadRequest, NotFound
 from communique.stix import upgrade
-from communique.store.base import Collection, Store
+from communique.store.base import Collection, Store, Visibility
 from communique.taxii import filters
 from communique.taxii.filters import Query
 
@@ -52,17 +53,21 @@ def read_document(data: bytes) -> tuple[list, str | None]:
 
 
 def import_objects(store: Store, collection: Collection, objects: Sequence[object],
-                   bundle_version: str | None, *,
+                   bundle_version: str | None, *, producer_org: int | None = None,
                    progress: Callable[[int], None] = lambda n: None) -> Summary:
-    """Upgrade 2.0 objects, validate and store everything, one transaction per batch."""
+    """Upgrade 2.0 objects, validate and store everything, one transaction per batch.
+
+    ``producer_org`` is recorded as the producer (who may always read back its TLP:RED
+    objects); without it, a RED object reaches only the recipients it names.
+    """
     summary = Summary()
     upgraded = list(upgrade.upgrade(objects, bundle_version))
     for start in range(0, len(upgraded), BATCH):
         batch = upgraded[start:start + BATCH]
         checked = ingest.check(batch)
         with store.write() as tx:
-            results = ingest.store_checked(tx, checked, collection_id=collection.id,
-                                           now=timestamps.now_us())
+            results = ingest.store_checked(tx, checked, collection=collection,
+                                           producer_org=producer_org, now=timestamps.now_us())
         for result in results:
             summary.counts[result.outcome] += 1
             if not result.ok and len(summary.refusals) < 20:
@@ -71,26 +76,31 @@ def import_objects(store: Store, collection: Collection, objects: Sequence[objec
     return summary
 
 
-def export_bundle(store: Store, collection: Collection, out: BinaryIO, *,
+def export_bundle(store: Store, collection: Collection, out: BinaryIO, *, principal: Principal,
                   types: Sequence[str] = (), all_versions: bool = False) -> int:
-    """Write the collection as a STIX 2.1 bundle, page by page; return the object count."""
+    """Write what ``principal`` may take out of the collection as a STIX 2.1 bundle.
+
+    An export leaves the node, so TLP:RED objects are never in it (``access.export_view``).
+    Written page by page; returns the object count.
+    """
+    seen = access.export_view(principal, collection)
     out.write(b'{"type":"bundle","id":"bundle--' + str(uuid.uuid4()).encode() + b'","objects":[')
     count = 0
-    for body in _bodies(store, collection, types, all_versions):
+    for body in _bodies(store, collection, seen, types, all_versions):
         out.write(b"," + body if count else body)
         count += 1
     out.write(b"]}\n")
     return count
 
 
-def _bodies(store: Store, collection: Collection, types: Sequence[str],
+def _bodies(store: Store, collection: Collection, seen: Visibility, types: Sequence[str],
             all_versions: bool) -> Iterator[bytes]:
     query = Query(types=tuple(sorted(set(types))), limit=BATCH,
                   versions=filters.ALL_VERSIONS if all_versions else filters.LAST_VERSION)
     after = None
     while True:
         with store.read() as tx:
-            page = tx.list_objects(collection.id, query, after=after)
+            page = tx.list_objects(collection.id, query, visibility=seen, after=after)
         for record in page.records:
             assert record.body is not None
             yield record.body

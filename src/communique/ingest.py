@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from communique import timestamps
+from communique import access, timestamps
 from communique.errors import InvalidObject
 from communique.stix.validate import StixObject, summary_id, summary_version, validate
-from communique.store.base import Outcome, Tx
+from communique.store.base import Collection, Outcome, Tx
 
 ADDED, DUPLICATE, REFUSED = "added", "duplicate", "refused"
 
@@ -56,12 +56,24 @@ def check(untrusted_objects: Sequence[object]) -> Checked:
     return Checked(results, valid)
 
 
-def store_checked(tx: Tx, checked: Checked, *, collection_id: str, now: int) -> list[Result]:
-    """Add the valid objects to a collection; return one result per requested object."""
-    objects = [obj for _, obj in checked.valid]
-    outcomes = tx.add_objects(collection_id, objects, now=now)
+def store_checked(tx: Tx, checked: Checked, *, collection: Collection, producer_org: int | None,
+                  now: int) -> list[Result]:
+    """Add the valid objects to a collection; return one result per requested object.
+
+    ``producer_org`` is the organisation that adds them: it may always read back
+    the TLP:RED ones.
+    """
     results = list(checked.results)
-    for (index, obj), (outcome, stored_version) in zip(checked.valid, outcomes):
+    valid = []
+    for index, obj in checked.valid:
+        refusal = access.refusal_to_store(collection, obj.tlp)
+        if refusal:
+            results[index] = Result(obj.id, obj.version or "", REFUSED, refusal)
+        else:
+            valid.append((index, obj))
+    outcomes = tx.add_objects(collection.id, [obj for _, obj in valid], now=now,
+                              producer_org=producer_org)
+    for (index, obj), (outcome, stored_version) in zip(valid, outcomes):
         version = obj.version or timestamps.format_us(stored_version)
         if outcome is Outcome.ADDED:
             results[index] = Result(obj.id, version, ADDED)

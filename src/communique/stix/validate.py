@@ -16,8 +16,9 @@ import orjson
 
 from communique import timestamps
 from communique.errors import InvalidObject
-from communique.stix import patterns
+from communique.stix import markings, patterns
 from communique.stix import vocabulary as vocab
+from communique.stix.markings import Tlp
 
 TYPE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-)){1,248}[a-z0-9]\Z")
 IDENTIFIER = re.compile(
@@ -38,6 +39,8 @@ class StixObject:
     version_us: int | None
     raw: dict[str, Any]
     body: bytes  # the object as sorted-key JSON: what is stored and served
+    tlp: Tlp | None = None  # its TLP level (markings.level_of); None when unmarked
+    recipients: tuple[str, ...] = ()  # for a RED object, the principals it names
 
 
 def show(untrusted: object, limit: int = 120) -> str:
@@ -82,10 +85,14 @@ def validate(untrusted: object) -> StixObject:
         _check_indicator(untrusted)
     elif stix_type == "sighting":
         _check_count(untrusted.get("count"))
+    markings.check_recipients(untrusted)
     version = untrusted.get("modified") or untrusted.get("created")
     version_us = instants.get("modified", instants.get("created"))
+    # Marking definitions are always served: they are what lets anyone read the others.
+    tlp = Tlp.CLEAR if stix_type == "marking-definition" else markings.level_of(untrusted)
+    recipients = markings.recipients_of(untrusted) if tlp is Tlp.RED else ()
     return StixObject(untrusted["id"], stix_type, spec_version, version, version_us, untrusted,
-                      encode(untrusted))
+                      encode(untrusted), tlp, recipients)
 
 
 def encode(obj: dict) -> bytes:

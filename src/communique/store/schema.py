@@ -10,8 +10,8 @@ increasing, so paging by it never skips or repeats a row. ``is_first`` and
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, MetaData,
-    String, Table, Text, UniqueConstraint, true,
+    BigInteger, Boolean, Column, ForeignKey, ForeignKeyConstraint, Index, Integer, LargeBinary,
+    MetaData, SmallInteger, String, Table, Text, UniqueConstraint, false, true,
 )
 
 metadata = MetaData()
@@ -71,6 +71,10 @@ collections = Table(
     Column("alias", String(100), nullable=True),
     Column("created", BigInteger, nullable=False),
     Column("last_added", BigInteger, nullable=False, default=0),
+    # The TLP level of objects that carry no TLP marking (AMBER unless set otherwise).
+    Column("default_tlp", SmallInteger, nullable=False, server_default="2"),
+    # Readable without authentication; then it serves and accepts TLP:CLEAR only.
+    Column("public", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("api_root", "alias", name="uq_collections_alias"),
 )
 
@@ -98,6 +102,8 @@ objects = Table(
     Column("is_last", Boolean, nullable=False),
     Column("digest", LargeBinary(32), nullable=False),
     Column("body", LargeBinary, nullable=False),
+    Column("tlp", SmallInteger, nullable=True),  # its own TLP level; NULL: the collection's default
+    Column("producer_org", BigInteger, nullable=True),  # the organisation that added it
     UniqueConstraint("collection_id", "date_added", name="uq_objects_date_added"),
     UniqueConstraint("collection_id", "stix_id", "version", name="uq_objects_version"),
     Index("ix_objects_type", "collection_id", "type", "date_added"),
@@ -106,6 +112,18 @@ objects = Table(
 # Only last versions: the default listing (match[version]=last) walks this in order.
 Index("ix_objects_last", objects.c.collection_id, objects.c.date_added,
       sqlite_where=objects.c.is_last == true(), postgresql_where=objects.c.is_last == true())
+
+# Who a RED version names as recipients: 'org:NAME' or 'user:EMAIL'.
+object_recipients = Table(
+    "object_recipients", metadata,
+    Column("collection_id", String(36), primary_key=True),
+    Column("stix_id", String(300), primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("principal", String(330), primary_key=True),
+    ForeignKeyConstraint(["collection_id", "stix_id", "version"],
+                         ["objects.collection_id", "objects.stix_id", "objects.version"],
+                         name="fk_object_recipients_object", ondelete="CASCADE"),
+)
 
 statuses = Table(
     "statuses", metadata,

@@ -13,17 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
-    Connection, Select, and_, delete, false, func, null, or_, select, true, union_all, update,
+    ColumnElement, Connection, Select, and_, delete, exists, false, func, null, or_, select, true,
+    union_all, update,
 )
-from sqlalchemy.exc import IntegrityError
 
-from communique.errors import Conflict
+from communique.stix.markings import Tlp
 from communique.stix.validate import StixObject
 from communique.store import schema as s
-from communique.store.base import (
-    STIX_MEDIA_TYPE, ApiRoot, Collection, Grant, Organisation, Outcome, Page, Record, Token,
-    User,
-)
+from communique.store.base import STIX_MEDIA_TYPE, Outcome, Page, Record, Visibility
+from communique.store.sql_accounts import AccountsSql
 from communique.taxii.filters import Query
 
 _CHUNK = 500
@@ -45,172 +43,11 @@ class _Version:
     row: dict | None = None  # set for versions inserted by this call
 
 
-class SqlTx:
+class SqlTx(AccountsSql):
     """The store's operations inside one open transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-
-    # -- node settings -------------------------------------------------------------
-    def get_setting(self, name: str) -> str | None:
-        return self.conn.execute(
-            select(s.node_settings.c.value).where(s.node_settings.c.name == name)).scalar()
-
-    def put_setting(self, name: str, value: str) -> None:
-        done = self.conn.execute(update(s.node_settings).where(
-            s.node_settings.c.name == name).values(value=value))
-        if done.rowcount == 0:
-            self.conn.execute(s.node_settings.insert().values(name=name, value=value))
-
-    # -- organisations, users, tokens ----------------------------------------------
-    def add_organisation(self, name: str, *, now: int) -> Organisation:
-        try:
-            with self.conn.begin_nested():
-                pk = self.conn.execute(s.organisations.insert().values(
-                    name=name, created=now)).inserted_primary_key[0]
-        except IntegrityError:
-            raise Conflict(f"organisation {name!r} already exists") from None
-        return Organisation(pk, name)
-
-    def find_organisation(self, name: str) -> Organisation | None:
-        row = self.conn.execute(select(s.organisations.c.id, s.organisations.c.name).where(
-            s.organisations.c.name == name)).first()
-        return Organisation(*row) if row else None
-
-    def list_organisations(self) -> list[Organisation]:
-        rows = self.conn.execute(select(s.organisations.c.id, s.organisations.c.name).order_by(
-            s.organisations.c.name))
-        return [Organisation(*row) for row in rows]
-
-    def add_user(self, email: str, *, org_id: int, role: str, now: int) -> User:
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(s.users.insert().values(
-                    email=email, org_id=org_id, role=role, created=now, disabled=False))
-        except IntegrityError:
-            raise Conflict(f"user {email!r} already exists") from None
-        user = self.find_user(email)
-        assert user is not None
-        return user
-
-    def _users(self):
-        u, o = s.users, s.organisations
-        return select(u.c.id, u.c.email, u.c.org_id, o.c.name, u.c.role, u.c.disabled).join(
-            o, o.c.id == u.c.org_id)
-
-    def find_user(self, email: str) -> User | None:
-        row = self.conn.execute(self._users().where(s.users.c.email == email)).first()
-        return User(*row) if row else None
-
-    def list_users(self) -> list[User]:
-        return [User(*row) for row in self.conn.execute(self._users().order_by(s.users.c.email))]
-
-    def add_token(self, *, user_id: int, token_hash: str, prefix: str, now: int,
-                  expires: int | None) -> Token:
-        pk = self.conn.execute(s.api_tokens.insert().values(
-            user_id=user_id, token_hash=token_hash, prefix=prefix, created=now,
-            expires=expires)).inserted_primary_key[0]
-        token = self._tokens(s.api_tokens.c.id == pk)
-        return token[0]
-
-    def _tokens(self, *where: Any) -> list[Token]:
-        t = s.api_tokens
-        rows = self.conn.execute(select(
-            t.c.id, t.c.user_id, s.users.c.email, t.c.prefix, t.c.created, t.c.expires,
-            t.c.revoked, t.c.last_used).join(s.users, s.users.c.id == t.c.user_id).where(
-            *where).order_by(t.c.id))
-        return [Token(*row) for row in rows]
-
-    def find_token(self, token_hash: str) -> tuple[Token, User] | None:
-        tokens = self._tokens(s.api_tokens.c.token_hash == token_hash)
-        if not tokens:
-            return None
-        row = self.conn.execute(self._users().where(s.users.c.id == tokens[0].user_id)).first()
-        return tokens[0], User(*row)
-
-    def list_tokens(self, *, user_id: int | None = None) -> list[Token]:
-        return self._tokens(true() if user_id is None else s.api_tokens.c.user_id == user_id)
-
-    def revoke_token(self, token_id: int, *, now: int) -> bool:
-        done = self.conn.execute(update(s.api_tokens).where(
-            s.api_tokens.c.id == token_id, s.api_tokens.c.revoked.is_(None)).values(revoked=now))
-        return done.rowcount == 1
-
-    def touch_token(self, token_id: int, *, now: int) -> None:
-        self.conn.execute(update(s.api_tokens).where(s.api_tokens.c.id == token_id).values(
-            last_used=now))
-
-    # -- API roots and collections ---------------------------------------------------
-    def add_api_root(self, slug: str, *, title: str, description: str, now: int) -> ApiRoot:
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(s.api_roots.insert().values(
-                    slug=slug, title=title, description=description, created=now))
-        except IntegrityError:
-            raise Conflict(f"API root {slug!r} already exists") from None
-        return ApiRoot(slug, title, description)
-
-    def get_api_root(self, slug: str) -> ApiRoot | None:
-        r = s.api_roots
-        row = self.conn.execute(select(r.c.slug, r.c.title, r.c.description).where(
-            r.c.slug == slug)).first()
-        return ApiRoot(*row) if row else None
-
-    def list_api_roots(self) -> list[ApiRoot]:
-        r = s.api_roots
-        rows = self.conn.execute(select(r.c.slug, r.c.title, r.c.description).order_by(r.c.slug))
-        return [ApiRoot(*row) for row in rows]
-
-    _collection_columns = (s.collections.c.id, s.collections.c.api_root, s.collections.c.title,
-                           s.collections.c.description, s.collections.c.alias)
-
-    def add_collection(self, collection: Collection, *, now: int) -> Collection:
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(s.collections.insert().values(
-                    id=collection.id, api_root=collection.api_root, title=collection.title,
-                    description=collection.description, alias=collection.alias, created=now,
-                    last_added=0))
-        except IntegrityError:
-            raise Conflict("a collection with this id or alias already exists") from None
-        return collection
-
-    def get_collection(self, api_root: str, id_or_alias: str) -> Collection | None:
-        c = s.collections
-        row = self.conn.execute(select(*self._collection_columns).where(
-            c.c.api_root == api_root, or_(c.c.id == id_or_alias, c.c.alias == id_or_alias))
-            .order_by((c.c.id == id_or_alias).desc())).first()
-        return Collection(*row) if row else None
-
-    def list_collections(self, api_root: str | None = None) -> list[Collection]:
-        c = s.collections
-        where = true() if api_root is None else c.c.api_root == api_root
-        rows = self.conn.execute(select(*self._collection_columns).where(where).order_by(
-            c.c.created, c.c.id))
-        return [Collection(*row) for row in rows]
-
-    def set_grant(self, grant: Grant) -> None:
-        g = s.grants
-        self.conn.execute(delete(g).where(g.c.collection_id == grant.collection_id,
-                                          g.c.org_id == grant.org_id))
-        if grant.can_read or grant.can_write:
-            self.conn.execute(g.insert().values(
-                collection_id=grant.collection_id, org_id=grant.org_id,
-                can_read=grant.can_read, can_write=grant.can_write))
-
-    def grants_of(self, org_id: int, api_root: str | None = None) -> dict[str, Grant]:
-        g, c = s.grants, s.collections
-        query = select(g.c.collection_id, g.c.org_id, g.c.can_read, g.c.can_write).where(
-            g.c.org_id == org_id)
-        if api_root is not None:
-            query = query.join(c, c.c.id == g.c.collection_id).where(c.c.api_root == api_root)
-        return {row[0]: Grant(*row) for row in self.conn.execute(query)}
-
-    def grants_on(self, collection_id: str) -> list[Grant]:
-        g = s.grants
-        rows = self.conn.execute(select(g.c.collection_id, g.c.org_id, g.c.can_read,
-                                        g.c.can_write).where(g.c.collection_id == collection_id))
-        return [Grant(*row) for row in rows]
 
     # -- objects -------------------------------------------------------------------
     def _known_versions(self, collection_id: str, ids: Iterable[str]) -> dict[str, dict[int, _Version]]:
@@ -225,7 +62,7 @@ class SqlTx:
         return known
 
     def add_objects(self, collection_id: str, objects: Sequence[StixObject], *,
-                    now: int) -> list[tuple[Outcome, int]]:
+                    now: int, producer_org: int | None = None) -> list[tuple[Outcome, int]]:
         """Store new versions; report each object as added, duplicate or conflict.
 
         With each outcome comes the version the object is (or would be) stored
@@ -240,6 +77,7 @@ class SqlTx:
         known = self._known_versions(collection_id, {obj.id for obj in objects})
         outcomes: list[tuple[Outcome, int]] = []
         inserts: list[dict] = []
+        recipients: list[tuple[str, str, int, str]] = []
         changed: set[str] = set()
         for obj in objects:
             body = obj.body
@@ -259,15 +97,22 @@ class SqlTx:
             row = {"collection_id": collection_id, "stix_id": obj.id, "type": obj.type,
                    "spec_version": obj.spec_version, "version": version,
                    "date_added": last_added, "media_type": STIX_MEDIA_TYPE,
-                   "is_first": False, "is_last": False, "digest": digest, "body": body}
+                   "is_first": False, "is_last": False, "digest": digest, "body": body,
+                   "tlp": None if obj.tlp is None else int(obj.tlp),
+                   "producer_org": producer_org}
             versions[version] = _Version(None, False, False, digest, row)
             inserts.append(row)
+            recipients.extend((collection_id, obj.id, version, name) for name in obj.recipients)
             changed.add(obj.id)
             outcomes.append((Outcome.ADDED, version))
         self._refresh_flags({i: known[i] for i in changed})
         if inserts:
             self._insert_objects(inserts)
             self.conn.execute(update(c).where(c.c.id == collection_id).values(last_added=last_added))
+        if recipients:
+            self.conn.execute(s.object_recipients.insert(), [
+                {"collection_id": a, "stix_id": b, "version": v, "principal": p}
+                for a, b, v, p in recipients])
         return outcomes
 
     def _insert_objects(self, rows: list[dict]) -> None:
@@ -314,17 +159,34 @@ class SqlTx:
             clauses.append(o.c.version.in_(v.exact))
         return or_(*clauses) if clauses else false()
 
-    def _select(self, collection_id: str, query: Query, *, with_body: bool) -> Select:
+    @staticmethod
+    def _visible(visibility: Visibility) -> ColumnElement[bool]:
+        """The SQL form of a ``Visibility``: which rows a read may return."""
+        o, r = s.objects, s.object_recipients
+        level = func.coalesce(o.c.tlp, visibility.default)
+        clause = level.in_(sorted(int(v) for v in visibility.levels))
+        if visibility.red_org_id is None or Tlp.RED in visibility.levels:
+            return clause
+        named = exists().where(r.c.collection_id == o.c.collection_id,
+                               r.c.stix_id == o.c.stix_id, r.c.version == o.c.version,
+                               r.c.principal.in_(visibility.red_principals))
+        return or_(clause, and_(level == int(Tlp.RED),
+                                or_(o.c.producer_org == visibility.red_org_id, named)))
+
+    def _select(self, collection_id: str, query: Query, *, visibility: Visibility,
+                with_body: bool) -> Select:
         o = s.objects
         sql = select(o.c.stix_id, o.c.version, o.c.date_added, o.c.spec_version,
                      o.c.media_type, o.c.body if with_body else null().label("body")).where(
-            o.c.collection_id == collection_id, self._version_clause(query))
+            o.c.collection_id == collection_id, self._version_clause(query),
+            self._visible(visibility))
         if query.spec_versions:
             sql = sql.where(o.c.spec_version.in_(query.spec_versions))
         return sql
 
-    def list_objects(self, collection_id: str, query: Query, *, after: int | None,
-                     object_id: str | None = None, with_body: bool = True) -> Page:
+    def list_objects(self, collection_id: str, query: Query, *, visibility: Visibility,
+                     after: int | None, object_id: str | None = None,
+                     with_body: bool = True) -> Page:
         """Return one page of object versions in date_added order.
 
         The query is shaped so that even SQLite without statistics picks the right
@@ -333,7 +195,7 @@ class SqlTx:
         found; several types are read as one ordered, limited branch per type.
         """
         o = s.objects
-        sql = self._select(collection_id, query, with_body=with_body)
+        sql = self._select(collection_id, query, visibility=visibility, with_body=with_body)
         ids = query.ids if object_id is None else (object_id,)
         if ids:
             added = o.c.date_added + 0
@@ -361,24 +223,26 @@ class SqlTx:
         return Page(records, more=len(rows) > limit)
 
     def list_versions(self, collection_id: str, object_id: str, query: Query, *,
-                      after: int | None) -> Page:
+                      visibility: Visibility, after: int | None) -> Page:
         o = s.objects
         added = o.c.date_added + 0  # see list_objects: use the id index, sort the few rows
         sql = select(o.c.stix_id, o.c.version, o.c.date_added, o.c.spec_version, o.c.media_type,
                      null().label("body")).where(o.c.collection_id == collection_id,
-                                                 o.c.stix_id == object_id)
+                                                 o.c.stix_id == object_id,
+                                                 self._visible(visibility))
         if query.spec_versions:
             sql = sql.where(o.c.spec_version.in_(query.spec_versions))
         if after is not None:
             sql = sql.where(added > after)
         return self._page(sql.order_by(added), query.limit)
 
-    def delete_object(self, collection_id: str, object_id: str, query: Query) -> int:
+    def delete_object(self, collection_id: str, object_id: str, query: Query, *,
+                      visibility: Visibility) -> int:
         o = s.objects
         self.conn.execute(select(s.collections.c.id).where(
             s.collections.c.id == collection_id).with_for_update())
         where = [o.c.collection_id == collection_id, o.c.stix_id == object_id,
-                 self._version_clause(query)]
+                 self._version_clause(query), self._visible(visibility)]
         if query.spec_versions:
             where.append(o.c.spec_version.in_(query.spec_versions))
         removed = self.conn.execute(delete(o).where(*where)).rowcount
@@ -387,10 +251,14 @@ class SqlTx:
             self._refresh_flags(known)
         return removed
 
-    def count_objects(self, collection_id: str) -> int:
+    def count_objects(self, collection_id: str, *, visibility: Visibility) -> dict[int, int]:
+        """Count objects (last versions) that ``visibility`` admits, by TLP level."""
         o = s.objects
-        return self.conn.execute(select(func.count()).select_from(o).where(
-            o.c.collection_id == collection_id, o.c.is_last == true())).scalar_one()
+        level = func.coalesce(o.c.tlp, visibility.default)
+        rows = self.conn.execute(select(level, func.count()).where(
+            o.c.collection_id == collection_id, o.c.is_last == true(),
+            self._visible(visibility)).group_by(level))
+        return {int(lvl): count for lvl, count in rows}
 
     # -- status resources ------------------------------------------------------------
     def save_status(self, *, status_id: str, api_root: str, org_id: int, now: int,

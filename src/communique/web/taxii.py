@@ -1,6 +1,8 @@
 """TAXII 2.1 routes: parse the request, call the use case, render the resource.
 
-Every route checks ``Accept`` (§1.6.8) and authenticates before doing anything.
+Every route checks ``Accept`` (§1.6.8) and authenticates before doing anything. A
+request without credentials goes on as anonymous (``principal`` None): the use
+cases let it read public collections and answer 401 to everything else.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from communique.taxii.filters import DIGITS
 from communique.web import auth
 from communique.web.render import taxii_response
 
-Handler = Callable[[Request, Exchange, Principal], Awaitable[Response]]
+Handler = Callable[[Request, Exchange, Principal | None], Awaitable[Response]]
 
 
 def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -30,8 +32,9 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         if not media.accepts_taxii(request.headers.get("accept")):
             raise NotAcceptable(f"this endpoint answers {media.TAXII_21}; the Accept header does not admit it")
         exchange: Exchange = request.app.state.exchange
-        principal = await run_in_threadpool(auth.authenticate, exchange.store,
-                                            request.headers.get("authorization"))
+        header = request.headers.get("authorization")
+        principal = None if header is None else await run_in_threadpool(
+            auth.authenticate, exchange.store, header)
         return await handler(request, exchange, principal)
     route.__name__ = handler.__name__
     route.__doc__ = handler.__doc__
@@ -51,21 +54,21 @@ def _params(request: Request) -> list[tuple[str, str]]:
 
 
 @endpoint
-async def discovery(request: Request, exchange: Exchange, principal: Principal) -> Response:
+async def discovery(request: Request, exchange: Exchange, principal: Principal | None) -> Response:
     """§4.1 Server Discovery."""
     base = exchange.settings.public_url.rstrip("/")
     return taxii_response(await run_in_threadpool(exchange.discovery, principal, base_url=base))
 
 
 @endpoint
-async def api_root(request: Request, exchange: Exchange, principal: Principal) -> Response:
+async def api_root(request: Request, exchange: Exchange, principal: Principal | None) -> Response:
     """§4.2 Get API Root Information."""
     slug = request.path_params["api_root"]
     return taxii_response(await run_in_threadpool(exchange.api_root, principal, slug))
 
 
 @endpoint
-async def status(request: Request, exchange: Exchange, principal: Principal) -> Response:
+async def status(request: Request, exchange: Exchange, principal: Principal | None) -> Response:
     """§4.3 Get Status."""
     p = request.path_params
     return taxii_response(await run_in_threadpool(exchange.status, principal, p["api_root"],
@@ -73,14 +76,14 @@ async def status(request: Request, exchange: Exchange, principal: Principal) -> 
 
 
 @endpoint
-async def collections(request: Request, exchange: Exchange, principal: Principal) -> Response:
+async def collections(request: Request, exchange: Exchange, principal: Principal | None) -> Response:
     """§5.1 Get Collections."""
     slug = request.path_params["api_root"]
     return taxii_response(await run_in_threadpool(exchange.collections, principal, slug))
 
 
 @endpoint
-async def collection(request: Request, exchange: Exchange, principal: Principal) -> Response:
+async def collection(request: Request, exchange: Exchange, principal: Principal | None) -> Response:
     """§5.2 Get a Collection."""
     p = request.path_params
     return taxii_response(await run_in_threadpool(exchange.collection, principal, p["api_root"],
@@ -88,7 +91,7 @@ async def collection(request: Request, exchange: Exchange, principal: Principal)
 
 
 @endpoint
-async def manifest(request: Request, exchange: Exchange, principal: Principal) -> Response:
+async def manifest(request: Request, exchange: Exchange, principal: Principal | None) -> Response:
     """§5.3 Get Object Manifests."""
     p = request.path_params
     listing = await run_in_threadpool(exchange.objects, principal, p["api_root"],
@@ -99,7 +102,7 @@ async def manifest(request: Request, exchange: Exchange, principal: Principal) -
 
 
 @endpoint
-async def objects(request: Request, exchange: Exchange, principal: Principal) -> Response:
+async def objects(request: Request, exchange: Exchange, principal: Principal | None) -> Response:
     """§5.4 Get Objects and §5.5 Add Objects."""
     p = request.path_params
     if request.method == "POST":
@@ -115,7 +118,7 @@ def _envelope(listing: Listing) -> Response:
                                                 next_cursor=listing.next_cursor))
 
 
-async def _add_objects(request: Request, exchange: Exchange, principal: Principal) -> Response:
+async def _add_objects(request: Request, exchange: Exchange, principal: Principal | None) -> Response:
     p = request.path_params
     if not media.is_taxii_content(request.headers.get("content-type")):
         raise UnsupportedMediaType(f"send the envelope as Content-Type: {media.TAXII_21}")
@@ -144,7 +147,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 @endpoint
-async def object_(request: Request, exchange: Exchange, principal: Principal) -> Response:
+async def object_(request: Request, exchange: Exchange, principal: Principal | None) -> Response:
     """§5.6 Get an Object and §5.7 Delete an Object."""
     p = request.path_params
     args = (principal, p["api_root"], p["collection_id"], p["object_id"], _params(request))
@@ -155,7 +158,7 @@ async def object_(request: Request, exchange: Exchange, principal: Principal) ->
 
 
 @endpoint
-async def versions(request: Request, exchange: Exchange, principal: Principal) -> Response:
+async def versions(request: Request, exchange: Exchange, principal: Principal | None) -> Response:
     """§5.8 Get Object Versions."""
     p = request.path_params
     listing = await run_in_threadpool(exchange.versions, principal, p["api_root"],
