@@ -13,6 +13,7 @@ import secrets
 
 from communique import timestamps
 from communique.access import ROLES, Principal
+from communique.audit import OPERATOR, Actor
 from communique.errors import BadRequest, NotFound, Unauthorized
 from communique.store.base import Organisation, Store, Token, User
 
@@ -27,16 +28,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def add_organisation(store: Store, name: str) -> Organisation:
+def add_organisation(store: Store, name: str, *, actor: Actor = OPERATOR) -> Organisation:
     """Create an organisation."""
     name = name.strip()
     if not name or len(name) > 200:
         raise BadRequest("an organisation name is 1 to 200 characters")
     with store.write() as tx:
-        return tx.add_organisation(name, now=timestamps.now_us())
+        created = tx.add_organisation(name, now=timestamps.now_us())
+        tx.append_audit(actor.event("org.add", target=name), now=timestamps.now_us())
+    return created
 
 
-def add_user(store: Store, email: str, *, org: str, role: str) -> User:
+def add_user(store: Store, email: str, *, org: str, role: str, actor: Actor = OPERATOR) -> User:
     """Create a user in an existing organisation."""
     email = email.strip().lower()
     if not _EMAIL.match(email):
@@ -47,10 +50,14 @@ def add_user(store: Store, email: str, *, org: str, role: str) -> User:
         organisation = tx.find_organisation(org)
         if organisation is None:
             raise NotFound(f"no organisation named {org!r}")
-        return tx.add_user(email, org_id=organisation.id, role=role, now=timestamps.now_us())
+        created = tx.add_user(email, org_id=organisation.id, role=role, now=timestamps.now_us())
+        tx.append_audit(actor.event("user.add", target=email, org_of_user=org, role=role),
+                        now=timestamps.now_us())
+    return created
 
 
-def create_token(store: Store, email: str, *, expires_days: int | None = None) -> tuple[str, Token]:
+def create_token(store: Store, email: str, *, expires_days: int | None = None,
+                 actor: Actor = OPERATOR) -> tuple[str, Token]:
     """Create an API token for a user; return the token (shown once) and its record."""
     if expires_days is not None and expires_days <= 0:
         raise BadRequest("--expires-days must be a positive number of days")
@@ -62,14 +69,17 @@ def create_token(store: Store, email: str, *, expires_days: int | None = None) -
             raise NotFound(f"no user {email!r}")
         record = tx.add_token(user_id=user.id, token_hash=hash_token(token), prefix=token[:10],
                               now=now, expires=now + expires_days * _DAY_US if expires_days else None)
+        tx.append_audit(actor.event("token.create", target=user.email, token_id=record.id,
+                                    expires_days=expires_days), now=now)
     return token, record
 
 
-def revoke_token(store: Store, token_id: int) -> None:
+def revoke_token(store: Store, token_id: int, *, actor: Actor = OPERATOR) -> None:
     """Revoke a token so that it authenticates no one from now on."""
     with store.write() as tx:
         if not tx.revoke_token(token_id, now=timestamps.now_us()):
             raise NotFound(f"no active token with id {token_id}")
+        tx.append_audit(actor.event("token.revoke", target=str(token_id)), now=timestamps.now_us())
 
 
 def principal_for(store: Store, email: str) -> Principal:

@@ -13,7 +13,7 @@ from typing import Iterable
 
 import orjson
 
-from communique import access, ingest, timestamps
+from communique import access, audit, ingest, timestamps
 from communique.access import Access, Principal
 from communique.errors import BadRequest, NotFound, Unauthorized
 from communique.settings import Settings
@@ -144,7 +144,7 @@ class Exchange:
         return self._listing(page, query, after, scope)
 
     def delete(self, principal: Principal | None, slug: str, collection_id: str, object_id: str,
-               params: Iterable[tuple[str, str]]) -> int:
+               params: Iterable[tuple[str, str]], *, address: str = "") -> int:
         """§5.7 Delete an Object: every version the caller can see, unless ``match[version]`` narrows it."""
         principal = _known(principal)
         query = self._query(params, filters.DELETE, default_versions=filters.ALL_VERSIONS)
@@ -154,11 +154,16 @@ class Exchange:
             access.require_delete(rights)
             removed = tx.delete_object(item.id, object_id, query,
                                        visibility=access.visibility(principal, item))
+            if removed:
+                tx.append_audit(actor(principal, address).event(
+                    "object.delete", target=f"{slug}/{item.id}/{object_id}", versions=removed),
+                    now=timestamps.now_us())
         if not removed:
             raise NotFound("no such object (or version) in this collection")
         return removed
 
-    def add(self, principal: Principal | None, slug: str, collection_id: str, body: bytes) -> bytes:
+    def add(self, principal: Principal | None, slug: str, collection_id: str, body: bytes, *,
+            address: str = "") -> bytes:
         """§5.5 Add Objects: validate, store, and return the status resource (202).
 
         The web layer calls ``check_writable`` before reading the body; access is
@@ -175,6 +180,11 @@ class Exchange:
             status = _status_resource(str(uuid.uuid4()), requested, results)
             tx.save_status(status_id=status["id"], api_root=slug, org_id=principal.org_id,
                            now=requested, body=orjson.dumps(status))
+            tx.append_audit(actor(principal, address).event(
+                "objects.add", target=f"{slug}/{item.id}", status=status["id"],
+                added=sum(r.outcome == ingest.ADDED for r in results),
+                duplicate=sum(r.outcome == ingest.DUPLICATE for r in results),
+                refused=status["failure_count"]), now=timestamps.now_us())
             self._purge_statuses(tx, requested)
         return orjson.dumps(status)
 
@@ -237,6 +247,13 @@ def _object_id(untrusted: str) -> str:
     if not IDENTIFIER.match(untrusted):
         raise NotFound("no such object: object ids are STIX identifiers (type--UUID)")
     return untrusted
+
+
+def actor(principal: Principal | None, address: str) -> audit.Actor:
+    """Return the audit log's name for a caller over the network."""
+    if principal is None:
+        return audit.Actor("anonymous", "", address)
+    return audit.Actor(principal.email, principal.org_name, address)
 
 
 def _known(principal: Principal | None) -> Principal:

@@ -9,7 +9,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 
 import orjson
 
-from communique import access, ingest, timestamps
+from communique import access, audit, ingest, timestamps
 from communique.access import Principal
 from communique.errors import BadRequest, NotFound
 from communique.stix import upgrade
@@ -54,6 +54,7 @@ def read_document(data: bytes) -> tuple[list, str | None]:
 
 def import_objects(store: Store, collection: Collection, objects: Sequence[object],
                    bundle_version: str | None, *, producer_org: int | None = None,
+                   actor: audit.Actor = audit.OPERATOR,
                    progress: Callable[[int], None] = lambda n: None) -> Summary:
     """Upgrade 2.0 objects, validate and store everything, one transaction per batch.
 
@@ -68,6 +69,11 @@ def import_objects(store: Store, collection: Collection, objects: Sequence[objec
         with store.write() as tx:
             results = ingest.store_checked(tx, checked, collection=collection,
                                            producer_org=producer_org, now=timestamps.now_us())
+            tx.append_audit(actor.event(
+                "objects.import", target=f"{collection.api_root}/{collection.id}",
+                added=sum(r.outcome == ingest.ADDED for r in results),
+                duplicate=sum(r.outcome == ingest.DUPLICATE for r in results),
+                refused=sum(not r.ok for r in results)), now=timestamps.now_us())
         for result in results:
             summary.counts[result.outcome] += 1
             if not result.ok and len(summary.refusals) < 20:

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
+from communique import audit
 from communique.stix.validate import StixObject
 from communique.taxii.filters import Query
 
@@ -169,6 +170,13 @@ class Tx(Protocol):
     def delete_object(self, collection_id: str, object_id: str, query: Query, *,
                       visibility: Visibility) -> int: ...
     def count_objects(self, collection_id: str, *, visibility: Visibility) -> dict[int, int]: ...
+
+    # the audit log
+    def append_audit(self, event: audit.Event, *, now: int) -> audit.Entry: ...
+    def audit_head(self) -> tuple[int, str] | None: ...
+    def audit_entries(self, *, after_seq: int = 0, limit: int = 1000, actor: str | None = None,
+                      org: str | None = None, action: str | None = None,
+                      since: int | None = None) -> list[audit.Entry]: ...
 
     # status resources
     def save_status(self, *, status_id: str, api_root: str, org_id: int, now: int,

@@ -125,6 +125,22 @@ object_recipients = Table(
                          name="fk_object_recipients_object", ondelete="CASCADE"),
 )
 
+# The audit log (see audit.py); its head is the node setting 'audit.head' ("SEQ:HASH").
+audit_log = Table(
+    "audit_log", metadata,
+    Column("seq", BigKey, primary_key=True, autoincrement=False),
+    Column("at", BigInteger, nullable=False, index=True),
+    Column("action", String(64), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("org", String(200), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
 statuses = Table(
     "statuses", metadata,
     Column("id", String(36), primary_key=True),

@@ -22,6 +22,7 @@ from communique.stix.validate import StixObject
 from communique.store import schema as s
 from communique.store.base import STIX_MEDIA_TYPE, Outcome, Page, Record, Visibility
 from communique.store.sql_accounts import AccountsSql
+from communique.store.sql_audit import AuditSql
 from communique.taxii.filters import Query
 
 _CHUNK = 500
@@ -43,7 +44,7 @@ class _Version:
     row: dict | None = None  # set for versions inserted by this call
 
 
-class SqlTx(AccountsSql):
+class SqlTx(AccountsSql, AuditSql):
     """The store's operations inside one open transaction."""
 
     def __init__(self, conn: Connection) -> None:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from communique.errors import CommuniqueError
 from communique.taxii import resources
 from communique.taxii.media import TAXII_21
+from communique.web import refusals
 from communique.web.auth import CHALLENGE
 
 log = logging.getLogger("communique.web")
@@ -33,6 +34,8 @@ def _error(status: int, title: str, description: str, details: dict | None = Non
 async def communique_error(request: Request, exc: Exception) -> Response:
     """Render one of our errors as a TAXII error message with its own status."""
     assert isinstance(exc, CommuniqueError)
+    if 400 <= exc.status < 500:
+        await refusals.record(request, status=exc.status, description=exc.description)
     headers = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else None
     return _error(exc.status, exc.title, exc.description, exc.details, headers)
 
@@ -40,6 +43,8 @@ async def communique_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Render Starlette's routing errors (unknown path, wrong method) as TAXII errors."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code in (404, 405):
+        await refusals.record(request, status=exc.status_code, description="no such route")
     if exc.status_code == 404:
         hint = "no such resource; TAXII URLs end with '/'" if not request.url.path.endswith("/") else "no such resource"
         return _error(404, "Not found", hint)

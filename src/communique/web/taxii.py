@@ -35,6 +35,7 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         header = request.headers.get("authorization")
         principal = None if header is None else await run_in_threadpool(
             auth.authenticate, exchange.store, header)
+        request.state.principal = principal  # for the audit record of a refusal (render.py)
         return await handler(request, exchange, principal)
     route.__name__ = handler.__name__
     route.__doc__ = handler.__doc__
@@ -47,6 +48,11 @@ def _listing(listing: Listing, body: bytes) -> Response:
         "X-TAXII-Date-Added-First": timestamps.format_us(first),
         "X-TAXII-Date-Added-Last": timestamps.format_us(last),
     })
+
+
+def client_address(request: Request) -> str:
+    """Return the peer's address as the socket saw it (never a forwarding header)."""
+    return request.client.host if request.client else ""
 
 
 def _params(request: Request) -> list[tuple[str, str]]:
@@ -125,7 +131,7 @@ async def _add_objects(request: Request, exchange: Exchange, principal: Principa
     await run_in_threadpool(exchange.check_writable, principal, p["api_root"], p["collection_id"])
     body = await read_body(request, exchange.settings.max_content_length)
     status_body = await run_in_threadpool(exchange.add, principal, p["api_root"],
-                                          p["collection_id"], body)
+                                          p["collection_id"], body, address=client_address(request))
     return taxii_response(status_body, status_code=202)
 
 
@@ -152,7 +158,7 @@ async def object_(request: Request, exchange: Exchange, principal: Principal | N
     p = request.path_params
     args = (principal, p["api_root"], p["collection_id"], p["object_id"], _params(request))
     if request.method == "DELETE":
-        await run_in_threadpool(exchange.delete, *args)
+        await run_in_threadpool(exchange.delete, *args, address=client_address(request))
         return taxii_response({})
     return _envelope(await run_in_threadpool(exchange.object, *args))
 
