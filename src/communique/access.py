@@ -86,6 +86,33 @@ def export_view(principal: Principal, collection: Collection) -> Visibility:
     return Visibility(seen.levels - {Tlp.RED}, seen.default)
 
 
+def refusal_to_forward(level: Tlp, *, stored_level: int | None, forwarder_org: int,
+                       source_readers: frozenset[int], destination: Collection,
+                       destination_readers: frozenset[int]) -> str | None:
+    """Return the TLP 2.0 rule that stops an object going onward into ``destination``, or None.
+
+    ``level`` is the object's level where it is; ``stored_level`` its own marking
+    (None when unmarked, so that it would take the destination's default).
+    """
+    if level == Tlp.RED:
+        return "TLP:RED is never forwarded: it stays where its producer shared it"
+    if stored_level is None and destination.default_tlp < level:
+        return (f"unmarked, this object is {level.label} here but would be "
+                f"{Tlp(destination.default_tlp).label} there: mark it before forwarding")
+    if level == Tlp.CLEAR:
+        return None
+    if destination.public:
+        return f"{level.label} may not go to a public collection"
+    if level == Tlp.GREEN:
+        return None
+    if level == Tlp.AMBER_STRICT and destination_readers - {forwarder_org}:
+        return ("TLP:AMBER+STRICT may go only where no organisation but your own can read it")
+    if level == Tlp.AMBER and destination_readers - source_readers:
+        return ("TLP:AMBER may go only where no one but organisations already entitled to it "
+                "can read it")
+    return None
+
+
 def operator_view(collection: Collection) -> Visibility:
     """Return the node operator's view, for counts at the command line: every level."""
     return Visibility(frozenset(Tlp), collection.default_tlp)

@@ -37,6 +37,7 @@ class Record:
     spec_version: str
     media_type: str
     body: bytes | None
+    tlp: int | None = None  # its own TLP level; None: unmarked (the collection's default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,7 +178,8 @@ class SqlTx(AccountsSql, AuditSql):
                 with_body: bool) -> Select:
         o = s.objects
         sql = select(o.c.stix_id, o.c.version, o.c.date_added, o.c.spec_version,
-                     o.c.media_type, o.c.body if with_body else null().label("body")).where(
+                     o.c.media_type, o.c.body if with_body else null().label("body"),
+                     o.c.tlp).where(
             o.c.collection_id == collection_id, self._version_clause(query),
             self._visible(visibility))
         if query.spec_versions:
