@@ -13,7 +13,7 @@ from typing import Any, Callable
 import click
 from sqlalchemy.exc import DBAPIError
 
-from communique import access, accounts, importer, node, timestamps
+from communique import access, accounts, audit, importer, node, timestamps
 from communique.access import ROLES
 from communique.errors import BadRequest, CommuniqueError, NotFound
 from communique.settings import DEFAULT_DATABASE, as_environ, load
@@ -209,6 +209,9 @@ def add_collection(store: Store, title: str, *, root: str, alias: str | None = N
                                                int(level), public), now=now)
         for name, found in orgs.items():
             tx.set_grant(Grant(created.id, found.id, name in read, name in write))
+        tx.append_audit(audit.OPERATOR.event(
+            "collection.add", target=f"{root}/{created.id}", title=title, read=sorted(read),
+            write=sorted(write), default_tlp=level.word, public=public), now=now)
     return created
 
 
@@ -274,6 +277,9 @@ def collection_set(store: Store, collection_id: str, default_tlp: Tlp | None,
                 raise BadRequest("the collection holds objects above TLP:CLEAR; "
                                  "a public collection may hold TLP:CLEAR only")
         tx.set_collection_tlp(target.id, default_tlp=int(level), public=public)
+        tx.append_audit(audit.OPERATOR.event(
+            "collection.set", target=f"{target.api_root}/{target.id}", default_tlp=level.word,
+            public=public), now=timestamps.now_us())
     click.echo(f"collection {target.title!r}: default {level.label}"
                f"{', public' if public else ''}")
 
@@ -290,14 +296,16 @@ def import_(store: Store, file: str, collection_id: str | None, email: str | Non
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     target = importer.find_collection(store, collection_id)
-    producer = accounts.principal_for(store, email).org_id if email else None
+    who = accounts.principal_for(store, email) if email else None
+    producer = who.org_id if who else None
+    actor = audit.Actor(who.email, who.org_name, "cli") if who else audit.OPERATOR
     data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     objects, bundle_version = importer.read_document(data)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=_console(), transient=True) as bar:
         task = bar.add_task("importing", total=len(objects))
         summary = importer.import_objects(store, target, objects, bundle_version,
-                                          producer_org=producer, progress=lambda n: bar.advance(task, n))
+                                          producer_org=producer, actor=actor, progress=lambda n: bar.advance(task, n))
     counts = summary.counts
     click.echo(f"{len(objects)} objects read: {counts['added']} added, "
                f"{counts['duplicate']} duplicate, {counts['refused']} refused")
@@ -321,10 +329,109 @@ def export(store: Store, collection_id: str, email: str, types: tuple[str, ...],
     principal = accounts.principal_for(store, email)
     with store.read() as tx:
         grant = tx.grants_of(principal.org_id).get(target.id)
-    access.require_read(access.access_to(principal, grant, public=target.public))
-    importer.export_bundle(store, target, sys.stdout.buffer, principal=principal, types=types,
-                           all_versions=all_versions)
+    who = audit.Actor(principal.email, principal.org_name, "cli")
+    where = f"{target.api_root}/{target.id}"
+    try:
+        access.require_read(access.access_to(principal, grant, public=target.public))
+    except CommuniqueError as exc:
+        with store.write() as tx:
+            tx.append_audit(who.event("objects.export", target=where, outcome=audit.REFUSED,
+                                      reason=exc.description), now=timestamps.now_us())
+        raise
+    count = importer.export_bundle(store, target, sys.stdout.buffer, principal=principal,
+                                   types=types, all_versions=all_versions)
+    with store.write() as tx:
+        tx.append_audit(who.event("objects.export", target=where, objects=count,
+                                  types=sorted(types), all_versions=all_versions),
+                        now=timestamps.now_us())
     sys.stdout.buffer.flush()
+
+
+@main.command()
+@click.option("--from", "source_id", required=True, help="Source collection id or alias.")
+@click.option("--to", "destination_id", required=True, help="Destination collection id or alias.")
+@click.option("--as", "email", required=True, help="The user forwarding (reads the source, writes the destination).")
+@click.option("--id", "ids", multiple=True, help="Only this object (repeatable).")
+@click.option("--type", "types", multiple=True, help="Only objects of this STIX type (repeatable).")
+@with_store
+def forward(store: Store, source_id: str, destination_id: str, email: str,
+            ids: tuple[str, ...], types: tuple[str, ...]) -> None:
+    """Copy objects onward to another collection, as far as TLP 2.0 allows."""
+    from communique import forwarding
+
+    source = importer.find_collection(store, source_id)
+    destination = importer.find_collection(store, destination_id)
+    principal = accounts.principal_for(store, email)
+    who = audit.Actor(principal.email, principal.org_name, "cli")
+    try:
+        report = forwarding.forward(store, principal, source=source, destination=destination,
+                                    ids=ids, types=types, actor=who)
+    except CommuniqueError as exc:
+        with store.write() as tx:
+            tx.append_audit(who.event("objects.forward", outcome=audit.REFUSED,
+                                      target=f"{destination.api_root}/{destination.id}",
+                                      source=f"{source.api_root}/{source.id}",
+                                      reason=exc.description), now=timestamps.now_us())
+        raise
+    click.echo(f"{report.forwarded} forwarded, {report.duplicate} already there, "
+               f"{len(report.refused)} refused")
+    for object_id, rule in report.refused:
+        click.echo(f"  refused {object_id}: {rule}", err=True)
+    if report.refused:
+        sys.exit(2)
+
+
+# -- the audit log -----------------------------------------------------------------------
+@main.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit_group.command("verify")
+@with_store
+def audit_verify(store: Store) -> None:
+    """Walk the hash chain; exit 0 only if every entry is intact and in place."""
+    from communique.store.sql_audit import walk
+
+    with store.read() as tx:
+        verdict = audit.verify(walk(tx), head=tx.audit_head())  # type: ignore[arg-type]
+    if not verdict.intact:
+        click.echo(f"audit log BROKEN: {verdict.problem}", err=True)
+        click.echo(f"intact up to entry {verdict.head_seq} ({verdict.head_hash})", err=True)
+        sys.exit(1)
+    click.echo(f"audit log intact: {verdict.entries} entries; head {verdict.head_seq} "
+               f"{verdict.head_hash}")
+
+
+@audit_group.command("show")
+@click.option("--user", "actor", default=None, help="Only entries of this actor (e-mail, or 'operator').")
+@click.option("--org", default=None, help="Only entries of this organisation.")
+@click.option("--action", default=None, help="Only this action, e.g. objects.add or auth.failure.")
+@click.option("--since", default=None, help="Only entries at or after this time (RFC 3339).")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=None, help="At most this many.")
+@with_store
+def audit_show(store: Store, actor: str | None, org: str | None, action: str | None,
+               since: str | None, limit: int | None) -> None:
+    """Print audit entries as JSON lines, oldest first."""
+    start = None
+    if since is not None:
+        try:
+            start = timestamps.parse(since)
+        except ValueError as exc:
+            raise BadRequest(f"--since: {exc}") from None
+    after, shown = 0, 0
+    while True:
+        with store.read() as tx:
+            entries = tx.audit_entries(after_seq=after, limit=1000, actor=actor, org=org,
+                                       action=action, since=start)
+        for entry in entries:
+            if limit is not None and shown >= limit:
+                return
+            click.echo(json.dumps(entry.as_json(), ensure_ascii=False, sort_keys=True))
+            shown += 1
+        if len(entries) < 1000:
+            return
+        after = entries[-1].seq
 
 
 @main.command()
@@ -343,9 +450,12 @@ def _console():  # type: ignore[no-untyped-def]
 
 
 # -- serving ---------------------------------------------------------------------------
-def serve_node(database: str, *, host: str, port: int, workers: int) -> None:
-    """Run the TAXII server with uvicorn; workers share the database."""
+def serve_node(database: str, *, host: str, port: int, workers: int,
+               tls_cert: str | None = None, tls_key: str | None = None) -> None:
+    """Run the TAXII server with uvicorn, over HTTPS only if given a certificate and key."""
     import uvicorn
+
+    from communique.web.security import tls_context
 
     settings = load(database=database)
     store = open_store(settings.database)
@@ -355,7 +465,9 @@ def serve_node(database: str, *, host: str, port: int, workers: int) -> None:
         store.close()
     os.environ.update(as_environ(settings))
     uvicorn.run("communique.web.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="info", server_header=False)
+                workers=workers, log_level="info", server_header=False,
+                ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+                ssl_context_factory=tls_context if tls_cert else None)
 
 
 @main.command()
@@ -364,9 +476,17 @@ def serve_node(database: str, *, host: str, port: int, workers: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-def serve(database: str, host: str, port: int, workers: int) -> None:
-    """Serve the TAXII 2.1 API."""
-    serve_node(database, host=host, port=port, workers=workers)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM certificate (chain): serve HTTPS only, TLS 1.2 or later. Needs --tls-key.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM private key of --tls-cert.")
+def serve(database: str, host: str, port: int, workers: int, tls_cert: str | None,
+          tls_key: str | None) -> None:
+    """Serve the TAXII 2.1 API, over HTTPS when given --tls-cert and --tls-key."""
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together: give both, or neither")
+    serve_node(database, host=host, port=port, workers=workers, tls_cert=tls_cert,
+               tls_key=tls_key)
 
 
 @main.command()

@@ -14,6 +14,7 @@ from communique.exchange import Exchange
 from communique.settings import Settings, load
 from communique.store import open_store
 from communique.web import render, taxii
+from communique.web.security import SecurityHeaders
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -35,4 +36,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.router.redirect_slashes = False  # TAXII URLs end in '/'; a missing one is a 404 (§3.1)
     app.state.exchange = exchange
     app.state.settings = settings
+    # Outermost, around Starlette's own error middleware, so that 500s carry the headers too.
+    app.middleware_stack = SecurityHeaders(app.build_middleware_stack())
     return app
