@@ -22,7 +22,9 @@ from communique.stix.markings import Tlp
 from communique.store.base import Collection, Grant, Visibility
 
 ROLES = ("admin", "analyst", "reader")
+SCOPES = ("read", "write", "admin")
 _WRITERS = frozenset({"admin", "analyst"})
+_WRITE_SCOPES = frozenset({"write", "admin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,12 @@ class Principal:
     org_name: str
     role: str
     token_id: int | None = None
+    scope: str = "admin"  # what the credential allows: a token's scope; a web session: all
+
+
+def scopes_for(role: str) -> tuple[str, ...]:
+    """Return the token scopes a user of ``role`` may create: never more than the role allows."""
+    return {"admin": SCOPES, "analyst": ("read", "write")}.get(role, ("read",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +69,8 @@ def access_to(principal: Principal | None, grant: Grant | None, *, public: bool 
     if principal is None or grant is None or grant.org_id != principal.org_id:
         return Access(can_read=True) if public else NO_ACCESS
     return Access(can_read=grant.can_read or public,
-                  can_write=grant.can_write and principal.role in _WRITERS)
+                  can_write=(grant.can_write and principal.role in _WRITERS
+                             and principal.scope in _WRITE_SCOPES))
 
 
 def require_known(principal: Principal | None, collection: Collection | None) -> None:
@@ -160,4 +169,4 @@ def may_read_status(principal: Principal, owner_org_id: int) -> bool:
 
 def may_manage(principal: Principal) -> bool:
     """Return whether the principal may administer the node."""
-    return principal.role == "admin"
+    return principal.role == "admin" and principal.scope == "admin"

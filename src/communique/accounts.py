@@ -12,9 +12,10 @@ import re
 import secrets
 
 from communique import timestamps
-from communique.access import ROLES, Principal
+from communique.access import ROLES, Principal, scopes_for
 from communique.audit import OPERATOR, Actor
 from communique.errors import BadRequest, NotFound, Unauthorized
+from communique.identity import passwords
 from communique.store.base import Organisation, Store, Token, User
 
 TOKEN_PREFIX = "cq_"
@@ -57,27 +58,37 @@ def add_user(store: Store, email: str, *, org: str, role: str, actor: Actor = OP
 
 
 def create_token(store: Store, email: str, *, expires_days: int | None = None,
-                 actor: Actor = OPERATOR) -> tuple[str, Token]:
-    """Create an API token for a user; return the token (shown once) and its record."""
-    if expires_days is not None and expires_days <= 0:
-        raise BadRequest("--expires-days must be a positive number of days")
+                 scope: str | None = None, actor: Actor = OPERATOR) -> tuple[str, Token]:
+    """Create an API token for a user; return the token (shown once) and its record.
+
+    ``scope`` (read, write or admin) defaults to the most the user's role allows.
+    """
+    if expires_days is not None and (expires_days <= 0 or expires_days > 3650):
+        raise BadRequest("a token expires after 1 to 3650 days")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = timestamps.now_us()
     with store.write() as tx:
         user = tx.find_user(email.strip().lower())
         if user is None:
             raise NotFound(f"no user {email!r}")
+        allowed = scopes_for(user.role)
+        scope = scope or allowed[-1]
+        if scope not in allowed:
+            raise BadRequest(f"a {user.role} may have tokens of scope {', '.join(allowed)} only")
         record = tx.add_token(user_id=user.id, token_hash=hash_token(token), prefix=token[:10],
-                              now=now, expires=now + expires_days * _DAY_US if expires_days else None)
+                              now=now, expires=now + expires_days * _DAY_US if expires_days else None,
+                              scope=scope)
         tx.append_audit(actor.event("token.create", target=user.email, token_id=record.id,
-                                    expires_days=expires_days), now=now)
+                                    scope=scope, expires_days=expires_days), now=now)
     return token, record
 
 
-def revoke_token(store: Store, token_id: int, *, actor: Actor = OPERATOR) -> None:
-    """Revoke a token so that it authenticates no one from now on."""
+def revoke_token(store: Store, token_id: int, *, actor: Actor = OPERATOR,
+                 owner_id: int | None = None) -> None:
+    """Revoke a token so that it authenticates no one from now on (``owner_id``: only theirs)."""
     with store.write() as tx:
-        if not tx.revoke_token(token_id, now=timestamps.now_us()):
+        mine = owner_id is None or any(t.id == token_id for t in tx.list_tokens(user_id=owner_id))
+        if not mine or not tx.revoke_token(token_id, now=timestamps.now_us()):
             raise NotFound(f"no active token with id {token_id}")
         tx.append_audit(actor.event("token.revoke", target=str(token_id)), now=timestamps.now_us())
 
@@ -107,4 +118,32 @@ def authenticate(store: Store, untrusted_token: str) -> Principal:
     if token.last_used is None or now - token.last_used > _TOUCH_EVERY_US:
         with store.write() as tx:
             tx.touch_token(token.id, now=now)
-    return Principal(user.id, user.email, user.org_id, user.org_name, user.role, token.id)
+    return Principal(user.id, user.email, user.org_id, user.org_name, user.role, token.id,
+                     token.scope)
+
+
+def set_password(store: Store, email: str, password: str, *, actor: Actor = OPERATOR) -> None:
+    """Give a user a new password (checked for strength, stored as argon2id), ending their sessions."""
+    email = email.strip().lower()
+    passwords.check_strength(password, email=email)
+    digest = passwords.hash_password(password)
+    with store.write() as tx:
+        found = tx.find_user(email)
+        if found is None:
+            raise NotFound(f"no user {email!r}")
+        tx.update_user(found.id, password_hash=digest, failed_signins=0, locked_until=None)
+        tx.delete_sessions(user_id=found.id)
+        tx.append_audit(actor.event("password.set", target=email), now=timestamps.now_us())
+
+
+def reset_mfa(store: Store, email: str, *, actor: Actor = OPERATOR) -> None:
+    """Remove a user's second factor and recovery codes: they enrol again at next sign-in."""
+    email = email.strip().lower()
+    with store.write() as tx:
+        found = tx.find_user(email)
+        if found is None:
+            raise NotFound(f"no user {email!r}")
+        tx.update_user(found.id, mfa_secret=None, mfa_last_step=None)
+        tx.replace_recovery_codes(found.id, [])
+        tx.delete_sessions(user_id=found.id)
+        tx.append_audit(actor.event("mfa.reset", target=email), now=timestamps.now_us())

@@ -10,7 +10,8 @@
     ├── Conflict                    409  a name or id already taken
     ├── PayloadTooLarge             413  body over max_content_length
     ├── UnsupportedMediaType        415  Content-Type we do not take
-    └── Unprocessable               422  well-formed, but not a thing we can store
+    ├── Unprocessable               422  well-formed, but not a thing we can store
+    └── TooManyRequests             429  too many failed sign-ins from one address
 
 The web layer renders every one of them as a TAXII error message (§3.6.1); the
 command line prints its description and exits non-zero.
@@ -80,3 +81,8 @@ class UnsupportedMediaType(CommuniqueError):
 class Unprocessable(CommuniqueError):
     status = 422
     title = "Unprocessable content"
+
+
+class TooManyRequests(CommuniqueError):
+    status = 429
+    title = "Too many requests"

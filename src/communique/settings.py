@@ -49,6 +49,16 @@ TABLE: tuple[Row, ...] = (
         _positive_int),
     Row("secret_key", "",
         "Key that signs paging cursors (empty: a random key kept in the database)."),
+    Row("session_idle_minutes", 30,
+        "A web session ends after this many minutes without a request.", _positive_int),
+    Row("session_max_hours", 12,
+        "A web session ends this many hours after sign-in, however active.", _positive_int),
+    Row("lockout_failures", 5,
+        "Failed sign-ins in a row (password or code) that lock an account.", _positive_int),
+    Row("lockout_minutes", 15, "How long a locked account stays locked.", _positive_int),
+    Row("address_failures", 30,
+        "Failed sign-ins from one client address, within `lockout_minutes`, after which "
+        "that address is refused until the window passes.", _positive_int),
 )
 
 
@@ -65,6 +75,11 @@ class Settings:
     max_page_size: int = 1000
     status_retention_hours: int = 168
     secret_key: str = ""
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
+    lockout_failures: int = 5
+    lockout_minutes: int = 15
+    address_failures: int = 30
 
     def __post_init__(self) -> None:
         if self.status_retention_hours < 24:

@@ -40,6 +40,11 @@ users = Table(
     Column("role", String(20), nullable=False),
     Column("created", BigInteger, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    Column("password_hash", Text, nullable=True),  # argon2id; NULL: no web sign-in yet
+    Column("mfa_secret", String(64), nullable=True),  # TOTP secret once enrolment is confirmed
+    Column("mfa_last_step", BigInteger, nullable=True),  # last TOTP time step used: no replay
+    Column("failed_signins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", BigInteger, nullable=True),
 )
 
 api_tokens = Table(
@@ -52,6 +57,37 @@ api_tokens = Table(
     Column("expires", BigInteger, nullable=True),
     Column("revoked", BigInteger, nullable=True),
     Column("last_used", BigInteger, nullable=True),
+    Column("scope", String(10), nullable=False, server_default="write"),  # read, write or admin
+)
+
+recovery_codes = Table(
+    "recovery_codes", metadata,
+    Column("id", BigKey, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("used", BigInteger, nullable=True),
+)
+
+# A web session: only the SHA-256 of its cookie is stored. ``stage`` is 'mfa' (password
+# accepted, code awaited), 'enrol' (password accepted, MFA to set up) or 'full'.
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False, index=True),
+    Column("stage", String(10), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("pending_secret", String(64), nullable=True),
+    Column("address", String(64), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+)
+
+signin_failures = Table(
+    "signin_failures", metadata,
+    Column("id", BigKey, primary_key=True, autoincrement=True),
+    Column("address", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_signin_failures_address", "address", "at"),
 )
 
 api_roots = Table(

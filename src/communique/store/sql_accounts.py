@@ -75,10 +75,10 @@ class AccountsSql:
         return [User(*row) for row in self.conn.execute(self._users().order_by(s.users.c.email))]
 
     def add_token(self, *, user_id: int, token_hash: str, prefix: str, now: int,
-                  expires: int | None) -> Token:
+                  expires: int | None, scope: str = "write") -> Token:
         pk = self.conn.execute(s.api_tokens.insert().values(
             user_id=user_id, token_hash=token_hash, prefix=prefix, created=now,
-            expires=expires)).inserted_primary_key[0]
+            expires=expires, scope=scope)).inserted_primary_key[0]
         token = self._tokens(s.api_tokens.c.id == pk)
         return token[0]
 
@@ -86,7 +86,7 @@ class AccountsSql:
         t = s.api_tokens
         rows = self.conn.execute(select(
             t.c.id, t.c.user_id, s.users.c.email, t.c.prefix, t.c.created, t.c.expires,
-            t.c.revoked, t.c.last_used).join(s.users, s.users.c.id == t.c.user_id).where(
+            t.c.revoked, t.c.last_used, t.c.scope).join(s.users, s.users.c.id == t.c.user_id).where(
             *where).order_by(t.c.id))
         return [Token(*row) for row in rows]
 

@@ -13,7 +13,7 @@ from communique.errors import CommuniqueError
 from communique.exchange import Exchange
 from communique.settings import Settings, load
 from communique.store import open_store
-from communique.web import render, taxii
+from communique.web import pages, render, taxii
 from communique.web.security import SecurityHeaders
 
 
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         store.close()
 
-    app = Starlette(routes=taxii.ROUTES, lifespan=lifespan, exception_handlers={
+    app = Starlette(routes=pages.ROUTES + taxii.ROUTES, lifespan=lifespan, exception_handlers={
         CommuniqueError: render.communique_error,
         HTTPException: render.http_error,
         Exception: render.server_error,
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.router.redirect_slashes = False  # TAXII URLs end in '/'; a missing one is a 404 (§3.1)
     app.state.exchange = exchange
     app.state.settings = settings
+    app.state.templates = pages.templates()
     # Outermost, around Starlette's own error middleware, so that 500s carry the headers too.
     app.middleware_stack = SecurityHeaders(app.build_middleware_stack())
     return app

@@ -1,0 +1,11 @@
+"""The ``communique`` command line: thin commands over the same use cases as the API.
+
+Each module registers its commands on the one group, ``main``; importing them
+declares commands and does nothing else.
+"""
+
+from communique.cli import accounts_cmd, audit_cmd, collections_cmd, data_cmd, serving  # noqa: F401
+from communique.cli.base import main, with_store
+from communique.cli.collections_cmd import add_collection
+
+__all__ = ["add_collection", "main", "with_store"]

@@ -1,0 +1,60 @@
+"""The command group, its error handling, and ``--database`` for every command."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+import click
+from sqlalchemy.exc import DBAPIError
+
+from communique import node
+from communique.errors import CommuniqueError
+from communique.settings import DEFAULT_DATABASE
+from communique.store import open_store
+from communique.store.base import Store
+
+
+def with_store(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command ``--database`` (or COMMUNIQUE_DATABASE) and an open store."""
+    @click.option("--database", envvar="COMMUNIQUE_DATABASE", default=DEFAULT_DATABASE,
+                  show_default=True, help="Database URL (sqlite:///file or postgresql://…).")
+    @functools.wraps(command)
+    def wrapper(database: str, **kwargs: Any) -> Any:
+        store = open_store(database)
+        try:
+            return command(store, **kwargs)
+        finally:
+            store.close()
+    return wrapper
+
+
+class Group(click.Group):
+    """Print our errors as one line on standard error, never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CommuniqueError as exc:
+            click.echo(f"error: {exc.description}", err=True)
+            sys.exit(1)
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            click.echo(f"error: the database refused the operation ({reason}); "
+                       "if it is new, run `communique init` first", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="communique")
+def main() -> None:
+    """Communiqué: a federated cyber-defence exchange node (STIX 2.1 over TAXII 2.1)."""
+
+
+@main.command()
+@with_store
+def init(store: Store) -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    node.initialise(store)
+    click.echo("database ready")

@@ -1,0 +1,1 @@
+"""Who someone is: passwords, TOTP second factor, recovery codes, sign-in and web sessions."""
