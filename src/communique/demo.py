@@ -5,6 +5,7 @@ Running it again reuses what exists and issues a fresh token.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Callable
 
@@ -56,10 +57,12 @@ def prepare(store: Store, *, bundle: str | None, base_url: str,
         summary = importer.import_objects(store, attack, objects, version)
         echo(f"{summary.counts['added']} objects added, {summary.counts['refused']} refused")
     token, _ = accounts.create_token(store, "analyst@cert.example", expires_days=30)
-    return _guide(base_url, token, collections["attack"].id, collections["shared"].id)
+    password = "demo-" + secrets.token_urlsafe(12)
+    accounts.set_password(store, "analyst@cert.example", password)
+    return _guide(base_url, token, password, collections["attack"].id, collections["shared"].id)
 
 
-def _guide(base_url: str, token: str, attack_id: str, shared_id: str) -> str:
+def _guide(base_url: str, token: str, password: str, attack_id: str, shared_id: str) -> str:
     root = f"{base_url}/default/"
     return f"""
 Communiqué demo node
@@ -69,9 +72,11 @@ Communiqué demo node
   Shared indicators {root}collections/{shared_id}/
   Sign in as        analyst@cert.example (National CERT, analyst)
   API token         {token}
+  Web sign-in       {base_url}/web/  password {password}
+                    (then set up a second factor with any TOTP authenticator app)
 
-A browser pointed at the discovery URL asks for a user name and password:
-give the e-mail above and the token as the password.
+The TAXII API takes API tokens only: a browser pointed at the discovery URL asks for
+a user name and password; give the e-mail above and the token as the password.
 
   curl -g -H 'Accept: application/taxii+json;version=2.1' -H 'Authorization: Bearer {token}' \\
        '{root}collections/{attack_id}/objects/?match[type]=intrusion-set&limit=5'
