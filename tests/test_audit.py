@@ -172,3 +172,24 @@ def test_cli_verify_and_show(database_url: str) -> None:
         tampered.close()
     run = communique("audit", "verify", database=database_url)
     assert run.code == 1 and "entry 3 was altered" in run.err
+
+
+def test_grant_changes_are_recorded(database_url: str) -> None:
+    """`collection grant` changes an organisation's access, and the audit log says from what."""
+    for args in (("org", "add", "CERT"), ("org", "add", "MFA"),
+                 ("collection", "add", "Shared", "--alias", "shared", "--read", "CERT"),
+                 ("collection", "grant", "shared", "--org", "MFA", "--read", "--write"),
+                 ("collection", "grant", "shared", "--org", "CERT")):
+        run = communique(*args, database=database_url)
+        assert run.code == 0, run.err
+    listed = communique("collection", "list", database=database_url).out
+    assert "read: MFA" in listed and "write: MFA" in listed and "CERT" not in listed
+    shown = communique("audit", "show", "--action", "grant.change", database=database_url).out
+    changes = [json.loads(line)["details"] for line in shown.splitlines()]
+    assert changes == [
+        {"org_granted": "MFA", "read": True, "write": True, "before": None},
+        {"org_granted": "CERT", "read": False, "write": False,
+         "before": {"read": True, "write": False}},
+    ]
+    assert communique("collection", "grant", "shared", "--org", "Nobody",
+                      database=database_url).code == 1

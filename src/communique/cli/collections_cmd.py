@@ -140,3 +140,28 @@ def collection_set(store: Store, collection_id: str, default_tlp: Tlp | None,
             public=public), now=timestamps.now_us())
     click.echo(f"collection {target.title!r}: default {level.label}"
                f"{', public' if public else ''}")
+
+
+@collection.command("grant")
+@click.argument("collection_id")
+@click.option("--org", "org_name", required=True, help="The organisation whose access changes.")
+@click.option("--read/--no-read", default=False, help="May read the collection.")
+@click.option("--write/--no-write", default=False, help="May add objects to the collection.")
+@with_store
+def collection_grant(store: Store, collection_id: str, org_name: str, read: bool,
+                     write: bool) -> None:
+    """Set what one organisation may do with a collection (neither flag: no access)."""
+    target = importer.find_collection(store, collection_id)
+    with store.write() as tx:
+        found = tx.find_organisation(org_name)
+        if found is None:
+            raise NotFound(f"no organisation named {org_name!r}")
+        before = next((g for g in tx.grants_on(target.id) if g.org_id == found.id), None)
+        tx.set_grant(Grant(target.id, found.id, read, write))
+        tx.append_audit(audit.OPERATOR.event(
+            "grant.change", target=f"{target.api_root}/{target.id}", org_granted=org_name,
+            read=read, write=write,
+            before={"read": before.can_read, "write": before.can_write} if before else None),
+            now=timestamps.now_us())
+    rights = " and ".join(w for w, ok in (("read", read), ("write", write)) if ok) or "no access"
+    click.echo(f"{org_name!r} now has {rights} on {target.title!r}")
