@@ -244,3 +244,17 @@ def test_cli_passwd_reads_stdin_and_mfa_reset(database_url: str) -> None:
     assert communique("user", "mfa-reset", "a@cert.example", database=database_url).code == 0
     shown = communique("audit", "show", database=database_url).out
     assert '"password.set"' in shown and '"mfa.reset"' in shown and PASSWORD not in shown
+
+
+def test_hostile_sign_in_input_gets_the_generic_answer(node: Node) -> None:
+    """Control characters, huge values and odd forms: refused cleanly, and recorded."""
+    email = user(node)
+    for hostile_email, password in ((email + "\x00", PASSWORD), ("\x00' OR 1=1 --", "x" * 12),
+                                    (email, "x" * 5000), ("a" * 5000 + "@x.example", PASSWORD)):
+        assert password_step(node, hostile_email, password)[1].status_code == 401
+    browser = requests.Session()
+    form = browser.get(f"{node.url}/web/signin")
+    huge = browser.post(f"{node.url}/web/signin", data={"csrf": csrf_of(form.text),
+                                                        "email": "a" * 100_000, "password": "x"})
+    assert huge.status_code == 413
+    assert audit_actions(node).count("signin.failure") == 4

@@ -88,8 +88,25 @@ def entry_hash(*, seq: int, at: int, event: Event, prev_hash: str) -> str:
     return hashlib.sha256(rfc8785.dumps(fields)).hexdigest()
 
 
+def clean(value: Any) -> Any:
+    """Return ``value`` storable anywhere: no NUL character, no lone surrogate, at any depth.
+
+    What is recorded often comes from an attacker (a path, an e-mail typed at sign-in);
+    PostgreSQL refuses NUL in text, and UTF-8 cannot encode a lone surrogate.
+    """
+    if isinstance(value, str):
+        text = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return text.replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value
+
+
 def seal(event: Event, *, seq: int, at: int, prev_hash: str) -> Entry:
     """Return the entry that appends ``event`` after the entry hashed ``prev_hash``."""
+    event = Event(*(clean(getattr(event, name)) for name in Event.__slots__))  # type: ignore[attr-defined]
     digest = entry_hash(seq=seq, at=at, event=event, prev_hash=prev_hash)
     return Entry(seq, at, event.action, event.actor, event.org, event.target, event.address,
                  event.outcome, event.details, prev_hash, digest)

@@ -58,8 +58,9 @@ def check_password(store: Store, settings: Settings, *, email: str, password: st
     who = Actor(email, "", address)
     now = timestamps.now_us()
     _refuse_throttled(store, settings, who, now)
+    plausible = email.isprintable() and "@" in email  # no control characters reach the query
     with store.read() as tx:
-        found = tx.credentials(email=email)
+        found = tx.credentials(email=email) if plausible else None
     matches = passwords.verify_password(found.password_hash if found else None, password)
     if found is None or not matches or found.disabled or _locked(found, now):
         reason = ("no such account" if found is None else "locked" if _locked(found, now)
