@@ -16,6 +16,7 @@ import requests
 from taxii2client.v21 import Server, as_pages
 
 from communique.identity import signin
+from communique.stix import markings
 from communique.settings import Settings
 from communique.store import open_store
 from tests.cli_support import communique
@@ -37,8 +38,8 @@ def serving(database: str, *, workers: int) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"{url}/taxii2/", timeout=2).status_code == 401:
-                    break
+                if requests.get(f"{url}/taxii2/", timeout=2).status_code in (200, 401):
+                    break  # 200 when the node has a public collection
             except requests.ConnectionError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
@@ -115,8 +116,12 @@ def test_demo_prepares_a_node_and_prints_a_working_token(tmp_path: Path) -> None
     with serving(database, workers=1) as url:
         response = requests.get(f"{url}/default/collections/", timeout=30,
                                 headers={"Accept": TAXII, "Authorization": f"Bearer {token}"})
+        anonymous = requests.get(f"{url}/default/collections/definitions/objects/", timeout=30,
+                                 headers={"Accept": TAXII})
     titles = {c["title"] for c in response.json()["collections"]}
-    assert titles == {"MITRE ATT&CK Enterprise", "Shared indicators"}
+    assert titles == {"MITRE ATT&CK Enterprise", "Shared indicators", "Communiqué definitions"}
+    published = {o["id"]: o for o in anonymous.json()["objects"]}
+    assert markings.RECIPIENTS_EXTENSION in published and len(published) == 7
     password = next(line.split()[-1] for line in again.out.splitlines() if "Web sign-in" in line)
     store = open_store(database)
     try:

@@ -1,4 +1,4 @@
-"""A ready demo node: three organisations, their users, two collections, MITRE ATT&CK loaded.
+"""A ready demo node: three organisations, their users, three collections, MITRE ATT&CK loaded.
 
 Running it again reuses what exists and issues a fresh token.
 """
@@ -11,6 +11,7 @@ from typing import Callable
 
 from communique import access, accounts, datasets, importer, node
 from communique.cli import add_collection
+from communique.stix import markings
 from communique.stix.markings import Tlp
 from communique.store.base import Store
 
@@ -47,6 +48,12 @@ def prepare(store: Store, *, bundle: str | None, base_url: str,
             store, "Shared indicators", root="default", alias="shared",
             description="Indicators the members share with each other.",
             read=(CERT, MINISTRY, PARTNER), write=(CERT, MINISTRY))
+    if "definitions" not in collections:
+        collections["definitions"] = add_collection(
+            store, "Communiqué definitions", root="default", alias="definitions",
+            description="The TLP 2.0 marking definitions and the STIX extensions this node uses.",
+            write=(CERT,), public=True)
+        importer.import_objects(store, collections["definitions"], markings.definitions(), "2.1")
     attack = collections["attack"]
     with store.read() as tx:
         loaded = sum(tx.count_objects(attack.id, visibility=access.operator_view(attack)).values())
@@ -70,6 +77,7 @@ Communiqué demo node
   API root          {root}
   ATT&CK collection {root}collections/{attack_id}/
   Shared indicators {root}collections/{shared_id}/
+  Definitions       {root}collections/definitions/  (public: no token needed)
   Sign in as        analyst@cert.example (National CERT, analyst)
   API token         {token}
   Web sign-in       {base_url}/web/  password {password}

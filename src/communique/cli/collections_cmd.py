@@ -130,9 +130,10 @@ def collection_set(store: Store, collection_id: str, default_tlp: Tlp | None,
     level = _tlp_settings(default_tlp, public)
     with store.write() as tx:
         if public and not target.public:
-            held = tx.count_objects(target.id, visibility=access.operator_view(target))
+            held = tx.count_objects(target.id, visibility=access.operator_view(target),
+                                    every_version=True)
             if any(lvl != Tlp.CLEAR for lvl in held):
-                raise BadRequest("the collection holds objects above TLP:CLEAR; "
+                raise BadRequest("the collection holds objects (or older versions) above TLP:CLEAR; "
                                  "a public collection may hold TLP:CLEAR only")
         tx.set_collection_tlp(target.id, default_tlp=int(level), public=public)
         tx.append_audit(audit.OPERATOR.event(

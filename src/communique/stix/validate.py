@@ -40,7 +40,7 @@ class StixObject:
     raw: dict[str, Any]
     body: bytes  # the object as sorted-key JSON: what is stored and served
     tlp: Tlp | None = None  # its TLP level (markings.level_of); None when unmarked
-    recipients: tuple[str, ...] = ()  # for a RED object, the principals it names
+    recipients: tuple[str, ...] = ()  # the principals it names (they matter where it is RED)
 
 
 def show(untrusted: object, limit: int = 120) -> str:
@@ -90,7 +90,8 @@ def validate(untrusted: object) -> StixObject:
     version_us = instants.get("modified", instants.get("created"))
     # Marking definitions are always served: they are what lets anyone read the others.
     tlp = Tlp.CLEAR if stix_type == "marking-definition" else markings.level_of(untrusted)
-    recipients = markings.recipients_of(untrusted) if tlp is Tlp.RED else ()
+    # Kept whatever the level: an unmarked object is RED where its collection's default is.
+    recipients = markings.recipients_of(untrusted)
     return StixObject(untrusted["id"], stix_type, spec_version, version, version_us, untrusted,
                       encode(untrusted), tlp, recipients)
 
@@ -236,6 +237,12 @@ def _check_granular_markings(value: object) -> None:
             raise InvalidObject("each granular marking needs a non-empty 'selectors' list of strings")
         if "marking_ref" not in item and "lang" not in item:
             raise InvalidObject("each granular marking needs 'marking_ref' or 'lang'")
+        if "marking_ref" in item:
+            _check_reference("marking_ref", item["marking_ref"])
+            if not item["marking_ref"].startswith("marking-definition--"):
+                raise InvalidObject("a granular marking's 'marking_ref' must refer to a marking-definition")
+        if "lang" in item and not isinstance(item["lang"], str):
+            raise InvalidObject("a granular marking's 'lang' must be a string")
 
 
 def _check_indicator(obj: dict) -> None:

@@ -254,12 +254,14 @@ class SqlTx(AccountsSql, AuditSql, IdentitySql):
             self._refresh_flags(known)
         return removed
 
-    def count_objects(self, collection_id: str, *, visibility: Visibility) -> dict[int, int]:
-        """Count objects (last versions) that ``visibility`` admits, by TLP level."""
+    def count_objects(self, collection_id: str, *, visibility: Visibility,
+                      every_version: bool = False) -> dict[int, int]:
+        """Count objects (last versions, or all) that ``visibility`` admits, by TLP level."""
         o = s.objects
         level = func.coalesce(o.c.tlp, visibility.default)
         rows = self.conn.execute(select(level, func.count()).where(
-            o.c.collection_id == collection_id, o.c.is_last == true(),
+            o.c.collection_id == collection_id,
+            true() if every_version else o.c.is_last == true(),
             self._visible(visibility)).group_by(level))
         return {int(lvl): count for lvl, count in rows}
 
