@@ -651,3 +651,16 @@ def test_a_collection_with_an_older_version_above_clear_cannot_become_public(nod
     run = cli(node, "collection", "set", collection, "--public")
     assert run.code == 1 and "older versions" in run.err
     assert " public\t" not in cli(node, "collection", "list").out
+
+
+def test_anonymous_discovery_names_only_roots_with_a_public_collection(node: Node) -> None:
+    """An anonymous caller learns of no API root but those that hold a public collection."""
+    assert get(None, f"{node.url}/taxii2/").status_code == 401  # nothing public yet
+    node.org("Producer")
+    assert cli(node, "collection", "add", "Private", "--root", "closed", "--read",
+               "Producer").code == 0
+    assert cli(node, "collection", "add", "Open", "--root", "open", "--public").code == 0
+    roots = ok(None, f"{node.url}/taxii2/")["api_roots"]
+    assert [r.rstrip("/").rsplit("/", 1)[-1] for r in roots] == ["open"]
+    assert get(None, f"{node.url}/closed/").status_code == 401
+    assert [c["title"] for c in ok(None, f"{node.url}/open/collections/")["collections"]] == ["Open"]

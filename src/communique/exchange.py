@@ -56,8 +56,11 @@ class Exchange:
         """§4.1 Server Discovery (anonymous callers: only if some collection is public)."""
         with self.store.read() as tx:
             roots = tx.list_api_roots()
-            if principal is None and not any(c.public for c in tx.list_collections()):
-                raise Unauthorized("this node has no public collection; send an API token")
+            if principal is None:  # anonymous: only the roots that hold a public collection
+                open_roots = {c.api_root for c in tx.list_collections() if c.public}
+                if not open_roots:
+                    raise Unauthorized("this node has no public collection; send an API token")
+                roots = [r for r in roots if r.slug in open_roots]
         return resources.discovery(title=self.settings.title,
                                    description=self.settings.description,
                                    contact=self.settings.contact,
