@@ -175,6 +175,16 @@ def test_sessions_rotate_expire_and_end(node: Node) -> None:
     assert browser.get(f"{node.url}/web/", allow_redirects=False).status_code == 303
 
     browser, _ = password_step(node, email)
+    assert code_step(node, browser, next_code(secret)).status_code == 303
+    assert browser.get(f"{node.url}/web/", allow_redirects=False).status_code == 200
+    with node.store.write() as tx:  # active, but signed in longer ago than session_max_hours
+        tx.conn.execute(update(schema.web_sessions).values(created=0))
+    assert browser.get(f"{node.url}/web/", allow_redirects=False).status_code == 303
+    with node.store.write() as tx:
+        tx.conn.execute(update(schema.users).where(schema.users.c.email == email).values(
+            mfa_last_step=None))  # let the next code step be used again below
+
+    browser, _ = password_step(node, email)
     code_step(node, browser, next_code(secret))
     home = browser.get(f"{node.url}/web/")
     out = browser.post(f"{node.url}/web/signout", data={"csrf": csrf_of(home.text)},
