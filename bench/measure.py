@@ -121,8 +121,12 @@ def _get_one(server: Server, session: requests.Session, object_id: str, timeout:
 
 
 def page_all(server: Server, session: requests.Session, *, expected: int, limit: int,
-             request_timeout: float, budget: float | None) -> dict:
-    """Page through the whole collection with ``limit`` and ``next``; time every request."""
+             request_timeout: float, budget: float | None, url: str | None = None) -> dict:
+    """Page through the whole collection with ``limit`` and ``next``; time every request.
+
+    ``url`` pages another listing of the collection, such as its manifest, instead of
+    its objects.
+    """
     seconds: list[float] = []
     count, cursor = 0, None
     started = time.perf_counter()
@@ -133,7 +137,8 @@ def page_all(server: Server, session: requests.Session, *, expected: int, limit:
             params["next"] = cursor
         start = time.perf_counter()
         try:
-            response = session.get(server.objects_url, params=params, timeout=request_timeout)
+            response = session.get(url or server.objects_url, params=params,
+                                   timeout=request_timeout)
         except requests.Timeout:
             stopped = f"a page request timed out after {request_timeout:.0f} s"
             break

@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -133,9 +134,13 @@ def prepare_communique(workdir: Path) -> tuple[str, str, str]:
     return database, token, collection
 
 
-def start_communique(workdir: Path) -> Server:
-    """Set up a fresh database in ``workdir`` and serve it with one worker."""
-    database, token, collection = prepare_communique(workdir)
+def start_communique(workdir: Path, *,
+                     prepare: Callable[[Path], tuple[str, str, str]] = prepare_communique) -> Server:
+    """Set up a fresh database in ``workdir`` with ``prepare`` and serve it with one worker.
+
+    ``prepare`` returns (database URL, token, collection id), like ``prepare_communique``.
+    """
+    database, token, collection = prepare(workdir)
     port = free_port()
     log_path = workdir / "communique.log"
     with open(log_path, "wb") as log:
