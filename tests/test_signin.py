@@ -267,4 +267,11 @@ def test_hostile_sign_in_input_gets_the_generic_answer(node: Node) -> None:
     huge = browser.post(f"{node.url}/web/signin", data={"csrf": csrf_of(form.text),
                                                         "email": "a" * 100_000, "password": "x"})
     assert huge.status_code == 413
+    chunked = browser.post(f"{node.url}/web/signin", data=(b"email=" + b"a" * 4096 for _ in range(10)),
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert chunked.status_code == 413  # no Content-Length: still cut off at the limit
+    multipart = browser.post(f"{node.url}/web/signin", files={"email": ("e", b"x")})
+    many = browser.post(f"{node.url}/web/signin", data="&".join(f"f{i}=1" for i in range(50)),
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert multipart.status_code == many.status_code == 400
     assert audit_actions(node).count("signin.failure") == 4

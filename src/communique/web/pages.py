@@ -13,6 +13,7 @@ import functools
 import secrets
 from importlib import resources
 from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -23,11 +24,12 @@ from starlette.routing import Route
 from communique import access, accounts, timestamps
 from communique.access import Principal
 from communique.audit import Actor
-from communique.errors import BadRequest, CommuniqueError, Forbidden, PayloadTooLarge
+from communique.errors import BadRequest, CommuniqueError, Forbidden
 from communique.identity import signin, totp
 from communique.stix.markings import Tlp
 from communique.store.base import Credentials, WebSession
 from communique.web import refusals
+from communique.web.taxii import read_body
 
 COOKIE = "cq_session"
 PRE_COOKIE = "cq_pre"
@@ -72,14 +74,17 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
 
 
 async def _form(request: Request) -> dict[str, str]:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > _FORM_LIMIT:
-        raise PayloadTooLarge("this form is too large")
+    """Read a URL-encoded form of at most 16 KiB (however it is sent: chunked or not)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise BadRequest("send the form URL-encoded, as a browser does")
+    body = await read_body(request, _FORM_LIMIT)
     try:
-        form = await request.form(max_files=0, max_fields=10, max_part_size=_FORM_LIMIT)
-    except Exception:  # malformed or oversized form body (python-multipart errors)
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10,
+                          strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
         raise BadRequest("the form could not be read") from None
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    return dict(pairs)
 
 
 def _check_csrf(expected: str | None, form: dict[str, str]) -> None:
