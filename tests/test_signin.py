@@ -202,9 +202,11 @@ def test_forms_need_their_csrf_token(node: Node) -> None:
     browser, _, _ = enrol(node, email)
     cross = browser.post(f"{node.url}/web/tokens", data={"csrf": "made-up", "scope": "read"})
     assert cross.status_code == 403
+    accented = browser.post(f"{node.url}/web/tokens", data={"csrf": "é\u2028", "scope": "read"})
+    assert accented.status_code == 403
     with node.store.read() as tx:
         refused = [e for e in tx.audit_entries(action="request.refused") if e.details["status"] == 403]
-    assert len(refused) == 2 and refused[1].actor == email
+    assert len(refused) == 3 and refused[1].actor == email
 
 
 def test_tokens_from_the_home_page_are_scoped(node: Node) -> None:

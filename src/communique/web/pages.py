@@ -88,7 +88,8 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _check_csrf(expected: str | None, form: dict[str, str]) -> None:
-    if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
+    given = form.get("csrf", "").encode("utf-8", "surrogatepass")  # bytes: any text compares
+    if not expected or not secrets.compare_digest(expected.encode(), given):
         raise Forbidden("this form has expired or did not come from this site: reload the page")
 
 
