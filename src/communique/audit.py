@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import rfc8785
+
+if TYPE_CHECKING:
+    from communique.access import Principal
 
 GENESIS = "0" * 64
 OK, REFUSED, FAILED = "ok", "refused", "failed"
@@ -44,6 +47,13 @@ class Actor:
     name: str
     org: str = ""
     address: str = ""
+
+    @classmethod
+    def of(cls, principal: Principal | None, address: str) -> Actor:
+        """Return the actor a caller stands for (None: an anonymous one)."""
+        if principal is None:
+            return cls("anonymous", "", address)
+        return cls(principal.email, principal.org_name, address)
 
     def event(self, action: str, *, target: str = "", outcome: str = OK,
               **details: Any) -> Event:

@@ -158,7 +158,7 @@ class Exchange:
             removed = tx.delete_object(item.id, object_id, query,
                                        visibility=access.visibility(principal, item))
             if removed:
-                tx.append_audit(actor(principal, address).event(
+                tx.append_audit(audit.Actor.of(principal, address).event(
                     "object.delete", target=f"{slug}/{item.id}/{object_id}", versions=removed),
                     now=timestamps.now_us())
         if not removed:
@@ -183,7 +183,7 @@ class Exchange:
             status = _status_resource(str(uuid.uuid4()), requested, results)
             tx.save_status(status_id=status["id"], api_root=slug, org_id=principal.org_id,
                            now=requested, body=orjson.dumps(status))
-            tx.append_audit(actor(principal, address).event(
+            tx.append_audit(audit.Actor.of(principal, address).event(
                 "objects.add", target=f"{slug}/{item.id}", status=status["id"],
                 added=sum(r.outcome == ingest.ADDED for r in results),
                 duplicate=sum(r.outcome == ingest.DUPLICATE for r in results),
@@ -250,13 +250,6 @@ def _object_id(untrusted: str) -> str:
     if not IDENTIFIER.match(untrusted):
         raise NotFound("no such object: object ids are STIX identifiers (type--UUID)")
     return untrusted
-
-
-def actor(principal: Principal | None, address: str) -> audit.Actor:
-    """Return the audit log's name for a caller over the network."""
-    if principal is None:
-        return audit.Actor("anonymous", "", address)
-    return audit.Actor(principal.email, principal.org_name, address)
 
 
 def _known(principal: Principal | None) -> Principal:

@@ -39,7 +39,7 @@ def forward(store: Store, principal: Principal, *, source: Collection, destinati
     """Copy the last versions ``principal`` can see in ``source`` (or only ``ids``) onward."""
     if source.id == destination.id:
         raise BadRequest("the source and the destination are the same collection")
-    who = actor or audit.Actor(principal.email, principal.org_name, "")
+    who = actor or audit.Actor.of(principal, "")
     with store.read() as tx:
         source_grants = tx.grants_on(source.id)
         destination_grants = tx.grants_on(destination.id)

@@ -29,7 +29,7 @@ def import_(store: Store, file: str, collection_id: str | None, email: str | Non
     target = importer.find_collection(store, collection_id)
     who = accounts.principal_for(store, email) if email else None
     producer = who.org_id if who else None
-    actor = audit.Actor(who.email, who.org_name, "cli") if who else audit.OPERATOR
+    actor = audit.Actor.of(who, "cli") if who else audit.OPERATOR
     data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     objects, bundle_version = importer.read_document(data)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -60,7 +60,7 @@ def export(store: Store, collection_id: str, email: str, types: tuple[str, ...],
     principal = accounts.principal_for(store, email)
     with store.read() as tx:
         grant = tx.grants_of(principal.org_id).get(target.id)
-    who = audit.Actor(principal.email, principal.org_name, "cli")
+    who = audit.Actor.of(principal, "cli")
     where = f"{target.api_root}/{target.id}"
     try:
         access.require_read(access.access_to(principal, grant, public=target.public))
@@ -93,7 +93,7 @@ def forward(store: Store, source_id: str, destination_id: str, email: str,
     source = importer.find_collection(store, source_id)
     destination = importer.find_collection(store, destination_id)
     principal = accounts.principal_for(store, email)
-    who = audit.Actor(principal.email, principal.org_name, "cli")
+    who = audit.Actor.of(principal, "cli")
     try:
         report = forwarding.forward(store, principal, source=source, destination=destination,
                                     ids=ids, types=types, actor=who)

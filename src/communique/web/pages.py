@@ -253,19 +253,28 @@ def _home_context(request: Request, principal: Principal) -> dict[str, Any]:
                         "active": t.revoked is None} for t in tokens]}
 
 
-@page
-async def create_token(request: Request) -> Response:
-    """Create a token for the signed-in user, shown once on the home page."""
+async def _signed_form(request: Request) -> tuple[WebSession, Principal, dict[str, str]] | None:
+    """Return the signed-in caller and their form, its CSRF token checked; None if not signed in."""
     signed = await _principal(request)
     if signed is None:
-        return _to_signin()
+        return None
     session, principal = signed
     form = await _form(request)
     _check_csrf(session.csrf, form)
+    return session, principal, form
+
+
+@page
+async def create_token(request: Request) -> Response:
+    """Create a token for the signed-in user, shown once on the home page."""
+    posted = await _signed_form(request)
+    if posted is None:
+        return _to_signin()
+    session, principal, form = posted
     days = form.get("expires_days", "").strip()
     if days and not (days.isascii() and days.isdigit()):
         raise BadRequest("the expiry is a number of days")
-    actor = Actor(principal.email, principal.org_name, _address(request))
+    actor = Actor.of(principal, _address(request))
     secret, record = await run_in_threadpool(
         accounts.create_token, request.app.state.exchange.store, principal.email,
         expires_days=int(days) if days else None, scope=form.get("scope") or None, actor=actor)
@@ -276,16 +285,14 @@ async def create_token(request: Request) -> Response:
 @page
 async def revoke_token(request: Request) -> Response:
     """Revoke one of the signed-in user's tokens."""
-    signed = await _principal(request)
-    if signed is None:
+    posted = await _signed_form(request)
+    if posted is None:
         return _to_signin()
-    session, principal = signed
-    form = await _form(request)
-    _check_csrf(session.csrf, form)
+    _, principal, _ = posted
     raw = request.path_params["token_id"]
     if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
         raise BadRequest("no such token")
-    actor = Actor(principal.email, principal.org_name, _address(request))
+    actor = Actor.of(principal, _address(request))
     await run_in_threadpool(accounts.revoke_token, request.app.state.exchange.store, int(raw),
                             actor=actor, owner_id=principal.user_id)
     return RedirectResponse("/web/", status_code=303)

@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from communique import audit, timestamps
-from communique.exchange import actor
 
 log = logging.getLogger("communique.audit")
 _PATH_LIMIT = 300
@@ -26,7 +25,7 @@ async def record(request: Request, *, status: int, description: str) -> None:
     principal = getattr(request.state, "principal", None)
     address = request.client.host if request.client else ""
     action = "auth.failure" if status == 401 else "request.refused"
-    event = actor(principal, address).event(
+    event = audit.Actor.of(principal, address).event(
         action, target=f"{request.method} {request.url.path[:_PATH_LIMIT]}",
         outcome=audit.REFUSED, status=status, reason=description[:300],
         credentials="presented" if "authorization" in request.headers else "none")
