@@ -28,7 +28,7 @@ import stixgen
 
 sys.path.insert(0, str(servers.ROOT / "src"))
 
-from communique import ingest, timestamps  # noqa: E402
+from communique import audit, ingest, node, settings, timestamps  # noqa: E402
 from communique.store.engines import open_store  # noqa: E402
 
 BLOCK = 10_000
@@ -69,16 +69,18 @@ def main() -> None:
             for pragma in args.pragma:
                 dbapi_conn.execute(f"PRAGMA {pragma}")
 
+        provenance = node.local_provenance(store, settings.load(database=database),
+                                           node.signer(store, settings.load(database=database)))
         rates: list[float] = []
         spent, stored, number = 0.0, 0, 0
         print(f"{'stored':>10}  objects/s (store only)", flush=True)
         while stored < args.objects:
-            checked = ingest.check(stixgen.envelope_objects(args.seed, number))
+            checked = ingest.check(stixgen.envelope_objects(args.seed, number), provenance)
             number += 1
             started = time.perf_counter()
             with store.write() as tx:
                 ingest.store_checked(tx, checked, collection=target, producer_org=None,
-                                     now=timestamps.now_us())
+                                     now=timestamps.now_us(), actor=audit.OPERATOR)
             spent += time.perf_counter() - started
             stored += len(checked.valid)
             if stored % BLOCK == 0:

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from communique import node as node_setup
+from communique.settings import Settings
 from communique.store import open_store
 from communique.store.engines import SqlStore
 from tests import pg
@@ -33,7 +34,7 @@ def pg_template(pg_cluster: pg.Cluster) -> str:
     with psycopg.connect(pg_cluster.url + "/postgres", autocommit=True) as conn:
         conn.execute("CREATE DATABASE communique_template")
     store = open_store(pg_cluster.url + "/communique_template")
-    node_setup.initialise(store)
+    node_setup.prepare_database(store)
     store.close()
     return "communique_template"
 
@@ -43,24 +44,34 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file that each test's database is copied from."""
     path = tmp_path_factory.mktemp("template") / "template.db"
     store = open_store(f"sqlite:///{path}")
-    node_setup.initialise(store)
+    node_setup.prepare_database(store)
     store.close()
     return path
 
 
 def fresh_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
-    """Return the URL of a new, migrated, empty database on ``backend``."""
+    """Return the URL of a new, migrated, empty database on ``backend``, with its own node
+    identity and signing key (at the default place; a PostgreSQL one is removed afterwards)."""
     if backend == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         path = tmp_path / f"{uuid.uuid4().hex}.db"
         shutil.copyfile(template, path)
-        return f"sqlite:///{path}"
-    cluster: pg.Cluster = request.getfixturevalue("pg_cluster")
-    template_name = request.getfixturevalue("pg_template")
-    name = f"t_{uuid.uuid4().hex}"
-    with psycopg.connect(cluster.url + "/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_name}")
-    return f"{cluster.url}/{name}"
+        url = f"sqlite:///{path}"
+    else:
+        cluster: pg.Cluster = request.getfixturevalue("pg_cluster")
+        template_name = request.getfixturevalue("pg_template")
+        name = f"t_{uuid.uuid4().hex}"
+        with psycopg.connect(cluster.url + "/postgres", autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_name}")
+        url = f"{cluster.url}/{name}"
+    settings = Settings(database=url)
+    request.addfinalizer(lambda: node_setup.signing_key_path(settings).unlink(missing_ok=True))
+    store = open_store(url)
+    try:
+        node_setup.provision(store, settings)
+    finally:
+        store.close()
+    return url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -89,3 +100,6 @@ def sqlite_node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Node
     """A real TAXII server over a fresh SQLite database only."""
     with running_node(fresh_database(request, "sqlite", tmp_path)) as running:
         yield running
+
+
+from tests.federation_support import pair  # noqa: E402,F401  (two nodes, for the federation tests)

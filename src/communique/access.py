@@ -122,6 +122,67 @@ def refusal_to_forward(level: Tlp, *, stored_level: int | None, forwarder_org: i
     return None
 
 
+def refusal_to_pull(level: Tlp | None, *, max_tlp: Tlp, destination: Collection,
+                    destination_readers: frozenset[int], entitled_org: int) -> str | None:
+    """Return the TLP 2.0 rule that stops an object pulled from a peer landing in ``destination``.
+
+    ``level`` is the object's own marking (None: unmarked, taken as AMBER, and kept out of a
+    collection whose default would show it more widely). ``entitled_org`` is the organisation
+    this node acts for at the peer: the one the peer shared the object with.
+    """
+    if level is None:
+        if destination.default_tlp < Tlp.AMBER:
+            return (f"unmarked, this object would be {Tlp(destination.default_tlp).label} here; "
+                    "unmarked objects from a peer are taken as TLP:AMBER")
+        level = Tlp.AMBER
+    return _refusal_between_nodes(level, max_tlp) or _refusal_amber_here(
+        level, destination, destination_readers, entitled_org)
+
+
+def _refusal_between_nodes(level: Tlp, max_tlp: Tlp) -> str | None:
+    if level == Tlp.RED:
+        return "TLP:RED never travels between nodes"
+    if level > max_tlp:
+        return f"{level.label} is above what this peer may exchange ({Tlp(max_tlp).label})"
+    return None
+
+
+def _refusal_amber_here(level: Tlp, destination: Collection, readers: frozenset[int],
+                        entitled_org: int) -> str | None:
+    if level == Tlp.CLEAR:
+        return None
+    if destination.public:
+        return f"{level.label} may not go into a public collection"
+    if level >= Tlp.AMBER and readers - {entitled_org}:
+        return (f"{level.label} from a peer goes only into a collection that no organisation "
+                "but the one the peer shared it with can read")
+    return None
+
+
+def refusal_to_push(level: Tlp, *, stored_level: int | None, max_tlp: Tlp, peer_org: int,
+                    source_readers: frozenset[int]) -> str | None:
+    """Return the TLP 2.0 rule that stops an object going to a peer node, or None.
+
+    ``level`` is its level here; an unmarked object above TLP:CLEAR stays (the peer would
+    apply a default of its own). AMBER and AMBER+STRICT go only to a peer whose organisation
+    may read the collection here.
+    """
+    refusal = _refusal_between_nodes(level, max_tlp)
+    if refusal:
+        return refusal
+    if stored_level is None and level > Tlp.CLEAR:
+        return (f"unmarked, this object is {level.label} here only by this collection's "
+                "default: mark it before it goes to another node")
+    if level >= Tlp.AMBER and peer_org not in source_readers:
+        return f"{level.label} goes only to nodes of organisations that may read it here"
+    return None
+
+
+def peer_view(collection: Collection) -> Visibility:
+    """Return what may be offered to a peer at all: every level but RED."""
+    return Visibility(_SHARED, collection.default_tlp)
+
+
 def operator_view(collection: Collection) -> Visibility:
     """Return the node operator's view, for counts at the command line: every level."""
     return Visibility(frozenset(Tlp), collection.default_tlp)

@@ -11,7 +11,8 @@ from typing import Callable
 
 from communique import access, accounts, datasets, importer, node
 from communique.cli import add_collection
-from communique.stix import markings
+from communique.provenance import publish
+from communique.settings import load
 from communique.stix.markings import Tlp
 from communique.store.base import Store
 
@@ -27,7 +28,9 @@ USERS = (("admin@cert.example", CERT, "admin"),
 def prepare(store: Store, *, bundle: str | None, base_url: str,
             echo: Callable[[str], None]) -> str:
     """Initialise and fill the demo database; return the text that tells how to use it."""
-    node.initialise(store)
+    settings = load(database=store.url)
+    signer = node.initialise(store, settings)
+    provenance = node.local_provenance(store, settings, signer)
     with store.read() as tx:
         existing = {o.name for o in tx.list_organisations()}
         users = {u.email for u in tx.list_users()}
@@ -53,7 +56,9 @@ def prepare(store: Store, *, bundle: str | None, base_url: str,
             store, "Communiqué definitions", root="default", alias="definitions",
             description="The TLP 2.0 marking definitions and the STIX extensions this node uses.",
             write=(CERT,), public=True)
-        importer.import_objects(store, collections["definitions"], markings.definitions(), "2.1")
+        importer.import_objects(store, collections["definitions"],
+                                [*publish.definitions(), signer.identity], "2.1",
+                                provenance=provenance)
     attack = collections["attack"]
     with store.read() as tx:
         loaded = sum(tx.count_objects(attack.id, visibility=access.operator_view(attack)).values())
@@ -61,7 +66,7 @@ def prepare(store: Store, *, bundle: str | None, base_url: str,
         path = Path(bundle) if bundle else datasets.attack_enterprise()
         echo(f"loading {path.name} into {attack.title!r} …")
         objects, version = importer.read_document(path.read_bytes())
-        summary = importer.import_objects(store, attack, objects, version)
+        summary = importer.import_objects(store, attack, objects, version, provenance=provenance)
         echo(f"{summary.counts['added']} objects added, {summary.counts['refused']} refused")
     token, _ = accounts.create_token(store, "analyst@cert.example", expires_days=30)
     password = "demo-" + secrets.token_urlsafe(12)

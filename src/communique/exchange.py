@@ -13,7 +13,7 @@ from typing import Iterable
 
 import orjson
 
-from communique import access, audit, ingest, timestamps
+from communique import access, audit, ingest, node, timestamps
 from communique.access import Access, Principal
 from communique.errors import BadRequest, NotFound, Unauthorized
 from communique.settings import Settings
@@ -45,11 +45,17 @@ class Listing:
 class Exchange:
     """The node's TAXII 2.1 operations over one store."""
 
-    def __init__(self, store: Store, settings: Settings, cursor_key: bytes) -> None:
+    def __init__(self, store: Store, settings: Settings, cursor_key: bytes,
+                 signer: node.Signer) -> None:
         self.store = store
         self.settings = settings
+        self.signer = signer
         self._key = cursor_key
         self._last_purge = 0
+
+    def provenance(self) -> ingest.Provenance:
+        """Return how objects the node's own users submit are checked and signed."""
+        return node.local_provenance(self.store, self.settings, self.signer)
 
     # -- server information (§4) ------------------------------------------------------
     def discovery(self, principal: Principal | None, *, base_url: str) -> dict:
@@ -71,7 +77,8 @@ class Exchange:
         with self.store.read() as tx:
             root = _api_root(tx, slug, principal)
         return resources.api_root(title=root.title, description=root.description,
-                                  max_content_length=self.settings.max_content_length)
+                                  max_content_length=self.settings.max_content_length,
+                                  identity=self.signer.identity)
 
     def status(self, principal: Principal | None, slug: str, status_id: str) -> bytes:
         """§4.3 Get Status: only the organisation that posted may read it."""
@@ -174,16 +181,17 @@ class Exchange:
         """
         principal = _known(principal)
         requested = timestamps.now_us()
-        checked = ingest.check(parse_envelope(body))
+        checked = ingest.check(parse_envelope(body), self.provenance())
+        actor = audit.Actor.of(principal, address)
         with self.store.write() as tx:
             item, rights = _collection(tx, principal, slug, collection_id)
             access.require_write(rights)
-            results = ingest.store_checked(tx, checked, collection=item,
+            results = ingest.store_checked(tx, checked, collection=item, actor=actor,
                                            producer_org=principal.org_id, now=timestamps.now_us())
             status = _status_resource(str(uuid.uuid4()), requested, results)
             tx.save_status(status_id=status["id"], api_root=slug, org_id=principal.org_id,
                            now=requested, body=orjson.dumps(status))
-            tx.append_audit(audit.Actor.of(principal, address).event(
+            tx.append_audit(actor.event(
                 "objects.add", target=f"{slug}/{item.id}", status=status["id"],
                 added=sum(r.outcome == ingest.ADDED for r in results),
                 duplicate=sum(r.outcome == ingest.DUPLICATE for r in results),

@@ -34,7 +34,7 @@ class Report:
 
 
 def forward(store: Store, principal: Principal, *, source: Collection, destination: Collection,
-            ids: Sequence[str] = (), types: Sequence[str] = (),
+            provenance: ingest.Provenance, ids: Sequence[str] = (), types: Sequence[str] = (),
             actor: audit.Actor | None = None) -> Report:
     """Copy the last versions ``principal`` can see in ``source`` (or only ``ids``) onward."""
     if source.id == destination.id:
@@ -68,7 +68,7 @@ def forward(store: Store, principal: Principal, *, source: Collection, destinati
                 refused.append((record.stix_id, rule))
             else:
                 bodies.append(record.body)
-        _store(store, principal, source, destination, bodies, refused, who, report)
+        _store(store, principal, source, destination, bodies, refused, who, report, provenance)
         if not page.more:
             break
         after = page.last_added
@@ -76,11 +76,12 @@ def forward(store: Store, principal: Principal, *, source: Collection, destinati
 
 
 def _store(store: Store, principal: Principal, source: Collection, destination: Collection,
-           bodies: list, refused: list[tuple[str, str]], who: audit.Actor, report: Report) -> None:
+           bodies: list, refused: list[tuple[str, str]], who: audit.Actor, report: Report,
+           provenance: ingest.Provenance) -> None:
     """Store one batch and record it, in one transaction."""
-    checked = ingest.check([orjson.loads(body) for body in bodies])
+    checked = ingest.check([orjson.loads(body) for body in bodies], provenance)
     with store.write() as tx:
-        results = ingest.store_checked(tx, checked, collection=destination,
+        results = ingest.store_checked(tx, checked, collection=destination, actor=who,
                                        producer_org=principal.org_id, now=timestamps.now_us())
         added = sum(r.outcome == ingest.ADDED for r in results)
         duplicate = sum(r.outcome == ingest.DUPLICATE for r in results)

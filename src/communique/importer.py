@@ -53,8 +53,8 @@ def read_document(data: bytes) -> tuple[list, str | None]:
 
 
 def import_objects(store: Store, collection: Collection, objects: Sequence[object],
-                   bundle_version: str | None, *, producer_org: int | None = None,
-                   actor: audit.Actor = audit.OPERATOR,
+                   bundle_version: str | None, *, provenance: ingest.Provenance,
+                   producer_org: int | None = None, actor: audit.Actor = audit.OPERATOR,
                    progress: Callable[[int], None] = lambda n: None) -> Summary:
     """Upgrade 2.0 objects, validate and store everything, one transaction per batch.
 
@@ -65,9 +65,9 @@ def import_objects(store: Store, collection: Collection, objects: Sequence[objec
     upgraded = list(upgrade.upgrade(objects, bundle_version))
     for start in range(0, len(upgraded), BATCH):
         batch = upgraded[start:start + BATCH]
-        checked = ingest.check(batch)
+        checked = ingest.check(batch, provenance)
         with store.write() as tx:
-            results = ingest.store_checked(tx, checked, collection=collection,
+            results = ingest.store_checked(tx, checked, collection=collection, actor=actor,
                                            producer_org=producer_org, now=timestamps.now_us())
             tx.append_audit(actor.event(
                 "objects.import", target=f"{collection.api_root}/{collection.id}",

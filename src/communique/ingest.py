@@ -1,18 +1,22 @@
 """Ingest: validate untrusted STIX objects and store the good ones, one result per object.
 
-Shared by TAXII Add Objects and ``communique import``, so both refuse the same
-things for the same reasons. Validation runs before the write transaction opens,
-so the single writer is held only for the insert itself.
+Shared by TAXII Add Objects, ``communique import``, forwarding and pulls from
+peers, so all refuse the same things for the same reasons. Validation and
+signatures (checked, and made for what the node's own users submit) run before
+the write transaction opens, so the single writer is held only for the insert.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
-from communique import access, timestamps
+from communique import access, audit, timestamps
 from communique.errors import InvalidObject
-from communique.stix.validate import StixObject, summary_id, summary_version, validate
+from communique.provenance import signatures
+from communique.provenance.signatures import Keyring, Status, Verdict
+from communique.stix.validate import StixObject, encode, summary_id, summary_version, validate
 from communique.store.base import Collection, Outcome, Tx
 
 ADDED, DUPLICATE, REFUSED = "added", "duplicate", "refused"
@@ -32,37 +36,92 @@ class Result:
         return self.outcome != REFUSED
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """How signatures are treated on one path in.
+
+    ``key`` and ``signed_by``: sign what arrives unsigned (objects the node's own
+    users submit); None for objects relayed from a peer, which keep what they carry.
+    """
+
+    keyring: Keyring
+    key: object | None = None  # joserfc OKPKey
+    signed_by: str | None = None
+    accept_invalid: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Checked:
     """The objects of one request after validation, in request order."""
 
     results: list[Result | None]     # None where the object is valid and awaits storing
     valid: list[tuple[int, StixObject]]
+    invalid: list[tuple[str, Verdict]] = field(default_factory=list)  # bad signatures seen
 
 
-def check(untrusted_objects: Sequence[object]) -> Checked:
-    """Validate every object; remember why each bad one was refused."""
+def check(untrusted_objects: Sequence[object], provenance: Provenance) -> Checked:
+    """Validate every object and its signature; remember why each bad one was refused."""
     results: list[Result | None] = []
     valid: list[tuple[int, StixObject]] = []
+    invalid: list[tuple[str, Verdict]] = []
     for index, untrusted in enumerate(untrusted_objects):
         try:
             obj = validate(untrusted)
+            obj, verdict = _provenance(obj, provenance)
         except InvalidObject as exc:
             results.append(Result(summary_id(untrusted), summary_version(untrusted), REFUSED,
                                   exc.description))
             continue
+        if verdict.status is Status.INVALID:
+            invalid.append((obj.id, verdict))
+            if not provenance.accept_invalid:
+                results.append(Result(obj.id, obj.version or "", REFUSED,
+                                      f"invalid signature: {verdict.reason}"))
+                continue
         results.append(None)
         valid.append((index, obj))
-    return Checked(results, valid)
+    return Checked(results, valid, invalid)
+
+
+def refuse_where(checked: Checked, rule: Callable[[StixObject], str | None]) -> Checked:
+    """Return ``checked`` with each valid object that ``rule`` gives a reason against refused."""
+    results = list(checked.results)
+    valid = []
+    for index, obj in checked.valid:
+        reason = rule(obj)
+        if reason:
+            results[index] = Result(obj.id, obj.version or "", REFUSED, reason)
+        else:
+            valid.append((index, obj))
+    return Checked(results, valid, checked.invalid)
+
+
+def _provenance(obj: StixObject, provenance: Provenance) -> tuple[StixObject, Verdict]:
+    """Verify the object's signature; sign it first when it is ours to sign and unsigned."""
+    verdict = signatures.verify(obj.raw, provenance.keyring)
+    if verdict.status is Status.UNSIGNED and provenance.key is not None:
+        raw = signatures.sign(obj.raw, provenance.key, signed_by=provenance.signed_by or "")
+        return dataclasses.replace(obj, raw=raw, body=encode(raw),
+                                   signature=int(Status.VERIFIED)), \
+            Verdict(Status.VERIFIED, provenance.signed_by)
+    return dataclasses.replace(obj, signature=int(verdict.status)), verdict
 
 
 def store_checked(tx: Tx, checked: Checked, *, collection: Collection, producer_org: int | None,
-                  now: int) -> list[Result]:
+                  now: int, actor: audit.Actor, origin_peer: int | None = None) -> list[Result]:
     """Add the valid objects to a collection; return one result per requested object.
 
     ``producer_org`` is the organisation that adds them: it may always read back
-    the TLP:RED ones.
+    the TLP:RED ones. Every invalid signature seen is recorded in the audit log,
+    stored or not.
     """
+    refused = {r.id for r in checked.results if r is not None and not r.ok}
+    for stix_id, verdict in checked.invalid:
+        tx.append_audit(actor.event(
+            "object.invalid_signature", target=f"{collection.api_root}/{collection.id}/{stix_id}",
+            outcome=audit.REFUSED if stix_id in refused else audit.OK,
+            signed_by=verdict.signed_by or "", key=verdict.kid or "", reason=verdict.reason),
+            now=now)
     results = list(checked.results)
     valid = []
     for index, obj in checked.valid:
@@ -72,7 +131,7 @@ def store_checked(tx: Tx, checked: Checked, *, collection: Collection, producer_
         else:
             valid.append((index, obj))
     outcomes = tx.add_objects(collection.id, [obj for _, obj in valid], now=now,
-                              producer_org=producer_org)
+                              producer_org=producer_org, origin_peer=origin_peer)
     for (index, obj), (outcome, stored_version) in zip(valid, outcomes):
         version = obj.version or timestamps.format_us(stored_version)
         if outcome is Outcome.ADDED:

@@ -29,6 +29,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _flag(text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
 TABLE: tuple[Row, ...] = (
     Row("database", DEFAULT_DATABASE,
         "SQLAlchemy URL of the store: sqlite:///path or postgresql://user@host/db."),
@@ -59,6 +68,12 @@ TABLE: tuple[Row, ...] = (
     Row("address_failures", 30,
         "Failed sign-ins from one client address, within `lockout_minutes`, after which "
         "that address is refused until the window passes.", _positive_int),
+    Row("signing_key", "",
+        "Path of the node's Ed25519 signing key (PEM, mode 0600), made by `communique init`. "
+        "Empty: next to a SQLite database (`FILE.signing.key`), else `var/DBNAME.signing.key`."),
+    Row("accept_invalid_signatures", False,
+        "Store objects whose signature does not verify (marked invalid) instead of refusing "
+        "them. Refusals are recorded in the audit log either way.", _flag),
 )
 
 
@@ -80,6 +95,8 @@ class Settings:
     lockout_failures: int = 5
     lockout_minutes: int = 15
     address_failures: int = 30
+    signing_key: str = ""
+    accept_invalid_signatures: bool = False
 
     def __post_init__(self) -> None:
         if self.status_retention_hours < 24:

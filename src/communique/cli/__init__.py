@@ -4,7 +4,9 @@ Each module registers its commands on the one group, ``main``; importing them
 declares commands and does nothing else.
 """
 
-from communique.cli import accounts_cmd, audit_cmd, collections_cmd, data_cmd, serving  # noqa: F401
+from communique.cli import (  # noqa: F401
+    accounts_cmd, audit_cmd, collections_cmd, data_cmd, keys_cmd, peers_cmd, serving,
+)
 from communique.cli.base import main, with_store
 from communique.cli.collections_cmd import add_collection
 

@@ -9,9 +9,9 @@ from typing import Any, Callable
 import click
 from sqlalchemy.exc import DBAPIError
 
-from communique import node
+from communique import ingest, node
 from communique.errors import CommuniqueError
-from communique.settings import DEFAULT_DATABASE
+from communique.settings import DEFAULT_DATABASE, Settings, load
 from communique.store import open_store
 from communique.store.base import Store
 
@@ -52,9 +52,24 @@ def main() -> None:
     """Communiqué: a federated cyber-defence exchange node (STIX 2.1 over TAXII 2.1)."""
 
 
+def node_settings(store: Store) -> Settings:
+    """Return the settings of the node whose database is open (the rest from the environment)."""
+    return load(database=store.url)
+
+
+def local_provenance(store: Store) -> ingest.Provenance:
+    """Return how objects this command brings in are verified and signed by the node."""
+    settings = node_settings(store)
+    return node.local_provenance(store, settings, node.signer(store, settings))
+
+
 @main.command()
 @with_store
 def init(store: Store) -> None:
-    """Create or upgrade the database schema (safe to run again)."""
-    node.initialise(store)
+    """Create or upgrade the database, and the node's signing key and identity (safe to repeat)."""
+    settings = node_settings(store)
+    signer = node.initialise(store, settings)
     click.echo("database ready")
+    click.echo(f"node identity {signer.identity_id}")
+    click.echo(f"signing key   {node.signing_key_path(settings)}")
+    click.echo(f"fingerprint   {signer.key.kid}")

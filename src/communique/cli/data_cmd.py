@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from communique import access, accounts, audit, importer, timestamps
-from communique.cli.base import main, with_store
+from communique.cli.base import local_provenance, main, with_store
 from communique.errors import CommuniqueError
 from communique.store.base import Store
 
@@ -36,7 +36,9 @@ def import_(store: Store, file: str, collection_id: str | None, email: str | Non
                   TimeRemainingColumn(), console=_console(), transient=True) as bar:
         task = bar.add_task("importing", total=len(objects))
         summary = importer.import_objects(store, target, objects, bundle_version,
-                                          producer_org=producer, actor=actor, progress=lambda n: bar.advance(task, n))
+                                          provenance=local_provenance(store),
+                                          producer_org=producer, actor=actor,
+                                          progress=lambda n: bar.advance(task, n))
     counts = summary.counts
     click.echo(f"{len(objects)} objects read: {counts['added']} added, "
                f"{counts['duplicate']} duplicate, {counts['refused']} refused")
@@ -96,7 +98,8 @@ def forward(store: Store, source_id: str, destination_id: str, email: str,
     who = audit.Actor.of(principal, "cli")
     try:
         report = forwarding.forward(store, principal, source=source, destination=destination,
-                                    ids=ids, types=types, actor=who)
+                                    provenance=local_provenance(store), ids=ids,
+                                    types=types, actor=who)
     except CommuniqueError as exc:
         with store.write() as tx:
             tx.append_audit(who.event("objects.forward", outcome=audit.REFUSED,
@@ -114,8 +117,8 @@ def forward(store: Store, source_id: str, destination_id: str, email: str,
 
 @main.command()
 def definitions() -> None:
-    """Print the STIX objects this node publishes (TLP 2.0 markings, recipients extension)."""
-    from communique.stix.markings import definitions as published
+    """Print the STIX definitions nodes publish (TLP 2.0 markings, the Communiqué extensions)."""
+    from communique.provenance.publish import definitions as published
 
     bundle = {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": published()}
     click.echo(json.dumps(bundle, indent=2, ensure_ascii=False))

@@ -14,23 +14,38 @@ from communique.store import open_store
 
 # -- serving ---------------------------------------------------------------------------
 def serve_node(database: str, *, host: str, port: int, workers: int,
-               tls_cert: str | None = None, tls_key: str | None = None) -> None:
-    """Run the TAXII server with uvicorn, over HTTPS only if given a certificate and key."""
+               tls_cert: str | None = None, tls_key: str | None = None,
+               sync: bool = True) -> None:
+    """Run the TAXII server with uvicorn (HTTPS if given a certificate and key), and beside it
+    the scheduler that synchronises due peers."""
     import uvicorn
 
+    from communique.sync import scheduler
+    from communique.sync.engine import Options
     from communique.web.security import tls_context
 
     settings = load(database=database)
     store = open_store(settings.database)
     try:
         node.cursor_key(store, settings)  # fail now, clearly, if `init` was never run
-    finally:
+        node.signer(store, settings)
+    except BaseException:
         store.close()
+        raise
+    stop = None
+    if sync:
+        _, stop = scheduler.start(store, Options(
+            accept_invalid=settings.accept_invalid_signatures))
     os.environ.update(as_environ(settings))
-    uvicorn.run("communique.web.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="info", server_header=False,
-                ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-                ssl_context_factory=tls_context if tls_cert else None)
+    try:
+        uvicorn.run("communique.web.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", server_header=False,
+                    ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+                    ssl_context_factory=tls_context if tls_cert else None)
+    finally:
+        if stop is not None:
+            stop.set()
+        store.close()
 
 
 @main.command()
@@ -43,13 +58,15 @@ def serve_node(database: str, *, host: str, port: int, workers: int,
               help="PEM certificate (chain): serve HTTPS only, TLS 1.2 or later. Needs --tls-key.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
               help="PEM private key of --tls-cert.")
+@click.option("--no-sync", is_flag=True,
+              help="Do not run the peer scheduler here (run `communique sync --forever` apart).")
 def serve(database: str, host: str, port: int, workers: int, tls_cert: str | None,
-          tls_key: str | None) -> None:
-    """Serve the TAXII 2.1 API, over HTTPS when given --tls-cert and --tls-key."""
+          tls_key: str | None, no_sync: bool) -> None:
+    """Serve the TAXII 2.1 API (HTTPS with --tls-cert and --tls-key) and synchronise peers."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together: give both, or neither")
     serve_node(database, host=host, port=port, workers=workers, tls_cert=tls_cert,
-               tls_key=tls_key)
+               tls_key=tls_key, sync=not no_sync)
 
 
 @main.command()

@@ -41,6 +41,7 @@ class StixObject:
     body: bytes  # the object as sorted-key JSON: what is stored and served
     tlp: Tlp | None = None  # its TLP level (markings.level_of); None when unmarked
     recipients: tuple[str, ...] = ()  # the principals it names (they matter where it is RED)
+    signature: int = 0  # provenance.signatures.Status, once its signature has been checked
 
 
 def show(untrusted: object, limit: int = 120) -> str:

@@ -38,6 +38,8 @@ class Record:
     media_type: str
     body: bytes | None
     tlp: int | None = None  # its own TLP level; None: unmarked (the collection's default)
+    signature: int = 0  # provenance.signatures.Status when stored
+    origin_peer: int | None = None  # the peer it was pulled from
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,54 @@ class Grant:
     can_write: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A signing key known to this node: trusted, pending approval, or retired."""
+
+    kid: str
+    identity_id: str
+    x: str
+    state: str
+    source: str
+    added: int
+    decided: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Another node this one synchronises with."""
+
+    id: int
+    name: str
+    url: str
+    token_file: str
+    org_id: int  # the organisation that runs the peer (registered here)
+    local_org_id: int  # the organisation this node acts for at the peer
+    max_tlp: int
+    every_seconds: int
+    identity_id: str | None
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLink:
+    """One collection mapping of a peer in one direction, and where it stands."""
+
+    id: int
+    peer_id: int
+    direction: str  # pull or push
+    remote_collection: str
+    local_collection: str
+    position: int | None = None
+    last_attempt: int | None = None
+    last_success: int | None = None
+    last_error: str | None = None
+    errors_in_row: int = 0
+    next_due: int = 0
+    moved: int = 0
+    refused: int = 0
+
+
 class Tx(Protocol):
     """Operations inside one transaction."""
 
@@ -194,7 +244,8 @@ class Tx(Protocol):
 
     # objects
     def add_objects(self, collection_id: str, objects: Sequence[StixObject], *,
-                    now: int, producer_org: int | None = None) -> list[tuple[Outcome, int]]: ...
+                    now: int, producer_org: int | None = None,
+                    origin_peer: int | None = None) -> list[tuple[Outcome, int]]: ...
     def list_objects(self, collection_id: str, query: Query, *, visibility: Visibility,
                      after: int | None, object_id: str | None = None,
                      with_body: bool = True) -> Page: ...
@@ -204,6 +255,25 @@ class Tx(Protocol):
                       visibility: Visibility) -> int: ...
     def count_objects(self, collection_id: str, *, visibility: Visibility,
                       every_version: bool = False) -> dict[int, int]: ...
+
+    def count_signatures(self, collection_id: str, *,
+                         visibility: Visibility) -> dict[int, int]: ...
+
+    # keys and peers (store/sql_federation.py)
+    def put_key(self, key: PublicKey) -> None: ...
+    def list_keys(self, *, identity_id: str | None = None,
+                  state: str | None = None) -> list[PublicKey]: ...
+    def set_key_state(self, kid: str, state: str, *, now: int) -> bool: ...
+    def add_peer(self, peer: Peer, links: Sequence[PeerLink]) -> Peer: ...
+    def find_peer(self, name: str) -> Peer | None: ...
+    def list_peers(self) -> list[Peer]: ...
+    def remove_peer(self, peer_id: int) -> None: ...
+    def links_of(self, peer_id: int | None = None) -> list[PeerLink]: ...
+    def update_link(self, link_id: int, **values: object) -> None: ...
+    def add_retries(self, link_id: int, failures: Sequence[tuple[str, int, str]], *,
+                    next_try: int) -> None: ...
+    def due_retries(self, link_id: int, *, now: int, limit: int) -> list[tuple[str, int, int]]: ...
+    def clear_retries(self, link_id: int, keys: Sequence[tuple[str, int]]) -> None: ...
 
     # sign-in (store/sql_identity.py)
     def credentials(self, *, email: str | None = None,

@@ -140,6 +140,9 @@ objects = Table(
     Column("body", LargeBinary, nullable=False),
     Column("tlp", SmallInteger, nullable=True),  # its own TLP level; NULL: the collection's default
     Column("producer_org", BigInteger, nullable=True),  # the organisation that added it
+    # provenance.signatures.Status of its signature when it was stored
+    Column("signature", SmallInteger, nullable=False, server_default="0"),
+    Column("origin_peer", BigInteger, nullable=True),  # the peer it was pulled from, if any
     UniqueConstraint("collection_id", "date_added", name="uq_objects_date_added"),
     UniqueConstraint("collection_id", "stix_id", "version", name="uq_objects_version"),
     Index("ix_objects_type", "collection_id", "type", "date_added"),
@@ -184,4 +187,68 @@ statuses = Table(
     Column("org_id", BigInteger, nullable=False),
     Column("created", BigInteger, nullable=False, index=True),
     Column("body", LargeBinary, nullable=False),
+)
+
+# Public keys this node trusts to verify signatures ('trusted'); a key a known identity
+# announces in place of its pinned one waits as 'pending' until an administrator approves.
+trusted_keys = Table(
+    "trusted_keys", metadata,
+    Column("kid", String(64), primary_key=True),  # RFC 7638 thumbprint
+    Column("identity_id", String(300), nullable=False, index=True),
+    Column("x", String(64), nullable=False),  # the Ed25519 public key, base64url
+    Column("state", String(10), nullable=False),  # trusted, pending or retired
+    Column("source", String(200), nullable=False),  # 'self', 'peer NAME' or 'operator'
+    Column("added", BigInteger, nullable=False),
+    Column("decided", BigInteger, nullable=True),
+)
+
+# Other nodes this one synchronises with. The token to present to the peer is read from
+# ``token_file`` at each sync, never stored here.
+peers = Table(
+    "peers", metadata,
+    Column("id", BigKey, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("url", Text, nullable=False),  # the peer's TAXII API root URL, ending in '/'
+    Column("token_file", Text, nullable=False),
+    Column("org_id", BigInteger, ForeignKey("organisations.id"), nullable=False),  # runs it
+    Column("local_org_id", BigInteger, ForeignKey("organisations.id"), nullable=False),  # us there
+    Column("max_tlp", SmallInteger, nullable=False),
+    Column("every_seconds", Integer, nullable=False),
+    Column("identity_id", String(300), nullable=True),  # its node identity, if it has one
+    Column("created", BigInteger, nullable=False),
+)
+
+# One collection mapping of a peer, in one direction, with where it stands.
+peer_links = Table(
+    "peer_links", metadata,
+    Column("id", BigKey, primary_key=True, autoincrement=True),
+    Column("peer_id", BigInteger, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
+    Column("direction", String(4), nullable=False),  # pull or push
+    Column("remote_collection", String(300), nullable=False),
+    Column("local_collection", String(36), ForeignKey("collections.id", ondelete="CASCADE"),
+           nullable=False),
+    # pull: the peer's date_added up to which everything is stored here;
+    # push: this node's date_added up to which everything was offered to the peer.
+    Column("position", BigInteger, nullable=True),
+    Column("last_attempt", BigInteger, nullable=True),
+    Column("last_success", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("errors_in_row", Integer, nullable=False, server_default="0"),
+    Column("next_due", BigInteger, nullable=False, server_default="0"),
+    Column("moved", BigInteger, nullable=False, server_default="0"),  # pulled or pushed
+    Column("refused", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint("peer_id", "direction", "remote_collection", "local_collection",
+                     name="uq_peer_links"),
+)
+
+# Object versions a peer refused on push, retried with backoff until accepted.
+push_retries = Table(
+    "push_retries", metadata,
+    Column("link_id", BigInteger, ForeignKey("peer_links.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("stix_id", String(300), primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_try", BigInteger, nullable=False),
 )

@@ -24,6 +24,7 @@ from communique.store import schema as s
 from communique.store.base import STIX_MEDIA_TYPE, Outcome, Page, Record, Visibility
 from communique.store.sql_accounts import AccountsSql
 from communique.store.sql_audit import AuditSql
+from communique.store.sql_federation import FederationSql
 from communique.store.sql_identity import IdentitySql
 from communique.taxii.filters import Query
 
@@ -46,7 +47,7 @@ class _Version:
     row: dict | None = None  # set for versions inserted by this call
 
 
-class SqlTx(AccountsSql, AuditSql, IdentitySql):
+class SqlTx(AccountsSql, AuditSql, IdentitySql, FederationSql):
     """The store's operations inside one open transaction."""
 
     def __init__(self, conn: Connection) -> None:
@@ -65,7 +66,8 @@ class SqlTx(AccountsSql, AuditSql, IdentitySql):
         return known
 
     def add_objects(self, collection_id: str, objects: Sequence[StixObject], *,
-                    now: int, producer_org: int | None = None) -> list[tuple[Outcome, int]]:
+                    now: int, producer_org: int | None = None,
+                    origin_peer: int | None = None) -> list[tuple[Outcome, int]]:
         """Store new versions; report each object as added, duplicate or conflict.
 
         With each outcome comes the version the object is (or would be) stored
@@ -102,7 +104,8 @@ class SqlTx(AccountsSql, AuditSql, IdentitySql):
                    "date_added": last_added, "media_type": STIX_MEDIA_TYPE,
                    "is_first": False, "is_last": False, "digest": digest, "body": body,
                    "tlp": None if obj.tlp is None else int(obj.tlp),
-                   "producer_org": producer_org}
+                   "producer_org": producer_org, "signature": obj.signature,
+                   "origin_peer": origin_peer}
             versions[version] = _Version(None, False, False, digest, row)
             inserts.append(row)
             recipients.extend((collection_id, obj.id, version, name) for name in obj.recipients)
@@ -186,7 +189,7 @@ class SqlTx(AccountsSql, AuditSql, IdentitySql):
         o = s.objects
         sql = select(o.c.stix_id, o.c.version, o.c.date_added, o.c.spec_version,
                      o.c.media_type, o.c.body if with_body else null().label("body"),
-                     o.c.tlp).where(
+                     o.c.tlp, o.c.signature, o.c.origin_peer).where(
             o.c.collection_id == collection_id, self._version_clause(query),
             self._visible(visibility))
         if query.spec_versions:
@@ -270,6 +273,14 @@ class SqlTx(AccountsSql, AuditSql, IdentitySql):
             true() if every_version else o.c.is_last == true(),
             self._visible(visibility)).group_by(level))
         return {int(lvl): count for lvl, count in rows}
+
+    def count_signatures(self, collection_id: str, *, visibility: Visibility) -> dict[int, int]:
+        """Count last versions that ``visibility`` admits, by signature status."""
+        o = s.objects
+        rows = self.conn.execute(select(o.c.signature, func.count()).where(
+            o.c.collection_id == collection_id, o.c.is_last == true(),
+            self._visible(visibility)).group_by(o.c.signature))
+        return {int(status): count for status, count in rows}
 
     # -- status resources ------------------------------------------------------------
     def save_status(self, *, status_id: str, api_root: str, org_id: int, now: int,

@@ -27,12 +27,18 @@ def discovery(*, title: str, description: str, contact: str, api_roots: list[str
     return resource
 
 
-def api_root(*, title: str, description: str, max_content_length: int) -> dict:
-    """§4.2.1 api-root resource."""
+IDENTITY_PROPERTY = "x_communique_identity"
+
+
+def api_root(*, title: str, description: str, max_content_length: int,
+             identity: dict | None = None) -> dict:
+    """§4.2.1 api-root resource; ``identity``: the node's signed STIX identity (a custom property)."""
     resource: dict = {"title": title, "versions": [TAXII_21],
                       "max_content_length": max_content_length}
     if description:
         resource["description"] = description
+    if identity is not None:
+        resource[IDENTITY_PROPERTY] = identity
     return resource
 
 

@@ -21,7 +21,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application: open the store, load the node's key, mount the routes."""
     settings = settings or load()
     store = open_store(settings.database)
-    exchange = Exchange(store, settings, node.cursor_key(store, settings))
+    exchange = Exchange(store, settings, node.cursor_key(store, settings),
+                        node.signer(store, settings))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

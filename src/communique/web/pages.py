@@ -22,6 +22,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from communique import access, accounts, timestamps
+from communique.provenance.signatures import Status
+from communique.sync.status import link_states
 from communique.access import Principal
 from communique.audit import Actor
 from communique.errors import BadRequest, CommuniqueError, Forbidden
@@ -238,16 +240,23 @@ def _home_context(request: Request, principal: Principal) -> dict[str, Any]:
             rights = access.access_to(principal, grants.get(item.id), public=item.public)
             if not rights.visible:
                 continue
-            counts = (tx.count_objects(item.id, visibility=access.visibility(principal, item))
-                      if rights.can_read else {})
+            seen = access.visibility(principal, item)
+            counts = tx.count_objects(item.id, visibility=seen) if rights.can_read else {}
+            signed = tx.count_signatures(item.id, visibility=seen) if rights.can_read else {}
             label = " and ".join(w for w, ok in (("read", rights.can_read),
                                                   ("write", rights.can_write)) if ok)
             rows.append({"id": item.id, "title": item.title, "api_root": item.api_root,
                          "rights": label + (" (public)" if item.public else ""),
-                         "counts": counts, "total": sum(counts.values())})
+                         "counts": counts, "total": sum(counts.values()),
+                         "signatures": ", ".join(f"{signed[s]} {s.word}" for s in Status
+                                                 if signed.get(s))})
         tokens = tx.list_tokens(user_id=principal.user_id)
+    links = (link_states(store, now=timestamps.now_us())
+             if access.may_manage(principal) else [])
     when = lambda us: timestamps.format_ms(us)[:16].replace("T", " ") if us else "never"  # noqa: E731
     return {"collections": rows, "levels": list(Tlp), "scopes": access.scopes_for(principal.role),
+            "links": [{**state.as_dict(), "healthy": state.healthy,
+                       "last_success": when(state.last_success)} for state in links],
             "tokens": [{"id": t.id, "prefix": t.prefix, "scope": t.scope, "created": when(t.created),
                         "expires": when(t.expires), "last_used": when(t.last_used),
                         "active": t.revoked is None} for t in tokens]}

@@ -1,0 +1,1 @@
+"""Signed provenance: the node's Ed25519 key, and the signatures objects carry between nodes."""

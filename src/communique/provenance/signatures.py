@@ -1,0 +1,174 @@
+"""Detached signatures on STIX objects, carried in the Communiqué provenance extension.
+
+A signed object carries, in ``extensions``::
+
+    "extension-definition--74f7d6a3-…": {
+        "extension_type": "property-extension",
+        "signed_by": "identity--…",           # the node identity that signed
+        "signature": "eyJhbGciOiJFZERTQSIs…..Sg3x…"}
+
+``signature`` is a JWS (RFC 7515) in compact serialisation with a detached
+payload (Appendix F), algorithm EdDSA over Ed25519, ``kid`` the signing key's
+RFC 7638 thumbprint. The payload is the RFC 8785 canonical JSON of the object
+without the ``signature`` property, so ``signed_by`` is covered and the
+signature survives any TAXII server that keeps the object's JSON values, however
+it re-orders or re-spaces them. Verification needs the signer's public key from
+a ``Keyring`` the node trusts; nothing here reads files or the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import functools
+import warnings
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import orjson
+import rfc8785
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from communique.errors import InvalidObject
+
+PROVENANCE_EXTENSION = "extension-definition--74f7d6a3-cb02-4420-87de-256d267d4592"
+ALGORITHM = "EdDSA"
+_MAX_SIGNATURE = 512  # a detached EdDSA JWS is about 150 characters
+
+
+class Status(enum.IntEnum):
+    """What a node knows of an object's signature (stored per version)."""
+
+    UNSIGNED = 0
+    VERIFIED = 1
+    UNKNOWN_SIGNER = 2  # signed with a key this node has not been told to trust
+    INVALID = 3
+
+    @property
+    def word(self) -> str:
+        return self.name.lower().replace("_", " ")
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    """A public key this node trusts, and the identity it belongs to."""
+
+    identity_id: str
+    kid: str
+    key: OKPKey
+
+
+Keyring = Mapping[str, TrustedKey]  # by key id
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of checking one object's signature, with the reason when not verified."""
+
+    status: Status
+    signed_by: str | None = None
+    kid: str | None = None
+    reason: str = ""
+
+
+@functools.cache
+def _quiet() -> None:
+    """Silence joserfc's notice that RFC 9864 prefers 'Ed25519' to 'EdDSA': we use what the
+    federation protocol names, and the two are the same algorithm over the same curve."""
+    from joserfc.errors import SecurityWarning
+
+    warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
+
+
+def canonical_payload(raw: Mapping[str, Any]) -> bytes:
+    """Return the bytes a signature covers: RFC 8785 JSON of ``raw`` without its signature."""
+    entry = (raw.get("extensions") or {}).get(PROVENANCE_EXTENSION)
+    if isinstance(entry, dict) and "signature" in entry:
+        extensions = dict(raw["extensions"])
+        extensions[PROVENANCE_EXTENSION] = {k: v for k, v in entry.items() if k != "signature"}
+        raw = {**raw, "extensions": extensions}
+    try:
+        return rfc8785.dumps(raw)
+    except rfc8785.CanonicalizationError as exc:
+        raise InvalidObject(f"the object has no RFC 8785 canonical form, so it cannot be "
+                            f"signed or verified: {exc}") from None
+    except RecursionError:
+        raise InvalidObject("the object is nested too deeply to be signed or verified") from None
+
+
+def sign(raw: Mapping[str, Any], key: OKPKey, *, signed_by: str) -> dict[str, Any]:
+    """Return a copy of ``raw`` signed by ``key`` for identity ``signed_by``."""
+    _quiet()
+    extensions = dict(raw.get("extensions") or {})
+    kept = extensions.get(PROVENANCE_EXTENSION)
+    kept = {k: v for k, v in kept.items() if k != "signature"} if isinstance(kept, dict) else {}
+    extensions[PROVENANCE_EXTENSION] = {**kept, "extension_type": "property-extension",
+                                        "signed_by": signed_by}
+    unsigned = {**raw, "extensions": extensions}
+    payload = canonical_payload(unsigned)
+    compact = jws.serialize_compact({"alg": ALGORITHM, "kid": key.thumbprint()}, payload, key,
+                                    algorithms=[ALGORITHM])
+    header, _, signature = compact.split(".")
+    extensions[PROVENANCE_EXTENSION] = {**extensions[PROVENANCE_EXTENSION],
+                                        "signature": f"{header}..{signature}"}
+    return unsigned
+
+
+def is_signed(raw: Mapping[str, Any]) -> bool:
+    """Return whether ``raw`` carries a provenance signature (valid or not)."""
+    extensions = raw.get("extensions")
+    entry = extensions.get(PROVENANCE_EXTENSION) if isinstance(extensions, dict) else None
+    return isinstance(entry, dict) and "signature" in entry
+
+
+def verify(raw: Mapping[str, Any], keyring: Keyring) -> Verdict:
+    """Check ``raw``'s signature against the keys this node trusts."""
+    if not is_signed(raw):
+        return Verdict(Status.UNSIGNED)
+    entry = raw["extensions"][PROVENANCE_EXTENSION]
+    signed_by, compact = entry.get("signed_by"), entry.get("signature")
+    if not isinstance(signed_by, str) or not signed_by.startswith("identity--"):
+        return Verdict(Status.INVALID, reason="'signed_by' must name an identity")
+    kid = _kid_of(compact)
+    if kid is None:
+        return Verdict(Status.INVALID, signed_by,
+                       reason="'signature' is not a detached EdDSA JWS with a key id")
+    trusted = keyring.get(kid)
+    if trusted is None:
+        return Verdict(Status.UNKNOWN_SIGNER, signed_by, kid,
+                       reason=f"signed with key {kid}, which this node does not trust")
+    if trusted.identity_id != signed_by:
+        return Verdict(Status.INVALID, signed_by, kid,
+                       reason=f"key {kid} belongs to {trusted.identity_id}, not {signed_by}")
+    try:
+        payload = canonical_payload(raw)
+    except InvalidObject as exc:
+        return Verdict(Status.INVALID, signed_by, kid, reason=exc.description)
+    _quiet()
+    try:
+        jws.deserialize_compact(compact, trusted.key, payload=payload, algorithms=[ALGORITHM])
+    except (JoseError, ValueError):
+        return Verdict(Status.INVALID, signed_by, kid,
+                       reason="the signature does not match the object: it was changed after "
+                              "signing, or signed by another key")
+    return Verdict(Status.VERIFIED, signed_by, kid)
+
+
+def _kid_of(untrusted: object) -> str | None:
+    """Return the key id of a detached compact EdDSA JWS, or None if it is not one."""
+    if not isinstance(untrusted, str) or len(untrusted) > _MAX_SIGNATURE:
+        return None
+    parts = untrusted.split(".")
+    if len(parts) != 3 or parts[1] != "" or not parts[0] or not parts[2]:
+        return None
+    try:
+        header = orjson.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(header, dict) or header.get("alg") != ALGORITHM \
+            or set(header) - {"alg", "kid"} or not isinstance(header.get("kid"), str):
+        return None
+    return header["kid"]

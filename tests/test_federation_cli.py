@@ -1,0 +1,140 @@
+"""Federation from the operator's side: the command line, the home page, keys, offline checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+from sqlalchemy import update
+
+from communique import accounts, node
+from communique.provenance.signatures import PROVENANCE_EXTENSION, Status
+from communique.settings import Settings
+from communique.stix.markings import Tlp
+from communique.store import schema
+from tests.cli_support import communique
+from tests.federation_support import A, B, Pair, marked
+from tests.support import running_node
+from tests.test_signin import PASSWORD, enrol
+
+
+def cli(database: str, *args: str, code: int = 0) -> str:
+    run = communique(*args, database=database)
+    assert run.code == code, (run.out, run.err)
+    return run.out + run.err
+
+
+def test_peer_commands_add_sync_report_and_remove(pair: Pair) -> None:
+    db = pair.a.database_url
+    pair.b.post(pair.writer, pair.intel, [marked(i, Tlp.GREEN) for i in range(5)])
+    out = cli(db, "peer", "add", "b", "--url", f"{pair.b.root}/", "--token-file",
+              str(pair.token_file), "--pull", f"intel=from-b", "--every", "2m",
+              "--max-tlp", "amber", "--org", B, "--as", A)
+    kid = node.signer(pair.b.store, pair.b.settings).key.kid
+    assert f"fingerprint {kid}" in out
+    assert "pull\tintel -> from-b" in cli(db, "peer", "list")
+    assert "5 pulled, 0 already there, 0 refused" in cli(db, "peer", "sync", "b")
+    [state] = [json.loads(line) for line in cli(db, "peer", "status", "--json").splitlines()]
+    assert state["moved"] == 5 and state["last_error"] is None and state["lag_seconds"] >= 0
+    assert "trusted" in cli(db, "key", "list") and kid in cli(db, "key", "list")
+    cli(db, "peer", "remove", "b")
+    assert cli(db, "peer", "list") == ""
+    with pair.a.store.read() as tx:
+        actions = {e.action for e in tx.audit_entries(limit=1000)}
+    assert {"peer.add", "key.pin", "sync.pull", "peer.remove"} <= actions
+
+
+def test_peer_add_refuses_bad_input(pair: Pair) -> None:
+    db = pair.a.database_url
+    base = ["peer", "add", "b", "--token-file", str(pair.token_file), "--org", B, "--as", A]
+    assert "TAXII API root URL" in cli(db, *base, "--url", "ftp://x/", "--pull", "intel=from-b",
+                                       code=1)
+    assert "expected REMOTE=LOCAL" in cli(db, *base, "--url", f"{pair.b.root}/", "--pull",
+                                          "intel", code=1)
+    assert "no local collection" in cli(db, *base, "--url", f"{pair.b.root}/", "--pull",
+                                        "intel=nowhere", code=1)
+    assert "RED never" in cli(db, *base, "--url", f"{pair.b.root}/", "--pull", "intel=from-b",
+                              "--max-tlp", "red", code=2)
+    assert "is not a duration" in cli(db, *base, "--url", f"{pair.b.root}/", "--pull",
+                                      "intel=from-b", "--every", "soon", code=2)
+    assert "could not be reached" in cli(db, *base, "--url", "http://127.0.0.1:9/default/",
+                                         "--pull", "intel=from-b", code=1)
+
+
+def test_failures_are_visible_in_status_and_on_the_home_page(pair: Pair) -> None:
+    pair.add_peer()
+    pair.token_file.write_text("")  # the token is gone: every run fails, visibly
+    [run] = pair.sync()
+    assert run.error and "does not hold a token" in run.error
+    out = cli(pair.a.database_url, "peer", "status", "b")
+    assert "last error (1 in a row)" in out and "never synchronised" in out
+    admin = pair.a.member(A, role="admin").email
+    accounts.set_password(pair.a.store, admin, PASSWORD)
+    browser, _, _ = enrol(pair.a, admin)
+    page = browser.get(f"{pair.a.url}/web/").text
+    assert 'id="peers"' in page and "does not hold a token" in page
+
+
+def test_verify_checks_a_bundle_offline(pair: Pair, tmp_path: Path) -> None:
+    """Objects signed by B verify with B's identity; a changed one is invalid (exit 1)."""
+    pair.b.post(pair.writer, pair.intel, [marked(i, Tlp.GREEN) for i in range(3)])
+    reader = pair.b.member(B)
+    bundle = cli(pair.b.database_url, "export", "--collection", "intel", "--as", reader.email)
+    identity = tmp_path / "b.json"
+    identity.write_text(cli(pair.b.database_url, "identity").split("\nfingerprint")[0])
+    path = tmp_path / "bundle.json"
+    path.write_text(bundle)
+    none = tmp_path / "none.db"
+    assert "3 verified" in cli(f"sqlite:///{none}", "verify", str(path), "--identity",
+                               str(identity))
+    assert "3 unknown signer" in cli(f"sqlite:///{none}", "verify", str(path))
+    data = json.loads(bundle)
+    data["objects"][0]["name"] = "changed"
+    path.write_text(json.dumps(data))
+    out = cli(f"sqlite:///{none}", "verify", str(path), "--identity", str(identity), code=1)
+    assert "invalid" in out and data["objects"][0]["id"] in out
+
+
+def test_a_changed_peer_key_waits_for_approval(pair: Pair) -> None:
+    """B's new key is held as pending: its objects count as unknown signer until approved."""
+    pair.add_peer()
+    pair.b.post(pair.writer, pair.intel, [marked(1, Tlp.GREEN)])
+    pair.sync()
+    settings = Settings(database=pair.b.database_url)
+    node.signing_key_path(settings).unlink()
+    node.provision(pair.b.store, settings)  # a new key pair for B
+    with running_node(pair.b.database_url) as moved_b:
+        with pair.a.store.write() as tx:
+            tx.conn.execute(update(schema.peers).values(url=f"{moved_b.root}/"))
+        moved_b.post(pair.writer, pair.intel, [marked(2, Tlp.GREEN)])
+        [run] = pair.sync()
+        assert run.error is None
+        statuses = sorted(s[2] for s in pair.stored_on_a())
+        assert statuses == [Status.VERIFIED, Status.UNKNOWN_SIGNER]
+        listing = cli(pair.a.database_url, "key", "list")
+        pending = [line.split("\t")[1] for line in listing.splitlines() if line.startswith("pending")]
+        assert len(pending) == 1
+        cli(pair.a.database_url, "key", "approve", pending[0])
+        moved_b.post(pair.writer, pair.intel, [marked(3, Tlp.GREEN)])
+        pair.sync()
+        assert sorted(s[2] for s in pair.stored_on_a()).count(Status.VERIFIED) == 2
+    with pair.a.store.read() as tx:
+        actions = {e.action for e in tx.audit_entries(limit=1000)}
+    assert {"key.pending", "key.approve"} <= actions
+
+
+def test_signed_objects_keep_their_signature_and_local_ones_are_signed(pair: Pair) -> None:
+    """A user's object is signed by its node; posting B's signed object to A keeps B's signature."""
+    pair.b.post(pair.writer, pair.intel, [marked(1, Tlp.GREEN)])
+    served = orjson.loads(__import__("requests").get(
+        pair.b.objects_url(pair.intel), headers=pair.writer.headers).content)["objects"][0]
+    entry = served["extensions"][PROVENANCE_EXTENSION]
+    assert entry["signed_by"] == node.signer(pair.b.store, pair.b.settings).identity_id
+    pair.add_peer()  # pins B's key on A
+    author = pair.a.member(A)
+    own = pair.a.collection("Own", read=(A,), write=(A,), alias="own")
+    pair.a.post(author, own, [served])
+    again = orjson.loads(__import__("requests").get(
+        pair.a.objects_url(own), headers=author.headers).content)["objects"][0]
+    assert again == served
