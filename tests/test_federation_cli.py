@@ -29,7 +29,7 @@ def test_peer_commands_add_sync_report_and_remove(pair: Pair) -> None:
     db = pair.a.database_url
     pair.b.post(pair.writer, pair.intel, [marked(i, Tlp.GREEN) for i in range(5)])
     out = cli(db, "peer", "add", "b", "--url", f"{pair.b.root}/", "--token-file",
-              str(pair.token_file), "--pull", f"intel=from-b", "--every", "2m",
+              str(pair.token_file), "--pull", "intel=from-b", "--every", "2m",
               "--max-tlp", "amber", "--org", B, "--as", A)
     kid = node.signer(pair.b.store, pair.b.settings).key.kid
     assert f"fingerprint {kid}" in out

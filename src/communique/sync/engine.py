@@ -21,7 +21,7 @@ from communique.errors import CommuniqueError
 from communique.provenance import publish
 from communique.store.base import Peer, PeerLink, PublicKey, Store
 from communique.sync.client import PeerError, TaxiiClient
-from communique.sync.pull import Moved, pull
+from communique.sync.pull import MAX_PAGES, Moved, pull
 from communique.sync.push import push
 from communique.taxii.resources import IDENTITY_PROPERTY
 
@@ -37,6 +37,7 @@ class Options:
     accept_invalid: bool = False
     transport: httpx.BaseTransport | None = None
     page_size: int = 1000
+    max_pages: int = MAX_PAGES  # per link and run: a peer that pages forever is cut off
 
 
 @dataclass
@@ -78,10 +79,11 @@ def _run(store: Store, peer: Peer, link: PeerLink, client: TaxiiClient,
     try:
         if link.direction == "pull":
             moved = pull(store, peer=peer, link=link, client=client, provenance=provenance,
-                         page_size=options.page_size, progress=lambda n: progress(link, n))
+                         page_size=options.page_size, max_pages=options.max_pages,
+                         progress=lambda n: progress(link, n))
         else:
             moved = push(store, peer=peer, link=link, client=client,
-                         max_content_length=max_content_length,
+                         max_content_length=max_content_length, max_pages=options.max_pages,
                          progress=lambda n: progress(link, n))
     except CommuniqueError as exc:
         return _failed(store, peer, link, exc.description)
