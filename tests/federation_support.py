@@ -53,7 +53,7 @@ class Pair:
         with self.a.store.read() as tx:
             target = tx.get_collection("default", self.from_b)
             assert target is not None
-            page = tx.list_objects(target.id, Query(limit=10_000, versions=filters.ALL_VERSIONS),
+            page = tx.list_objects(target.id, Query(limit=1_000_000, versions=filters.ALL_VERSIONS),
                                    visibility=access.operator_view(target), after=None)
         return [(r.stix_id, r.version, r.signature) for r in page.records]
 

@@ -14,6 +14,7 @@ import uvicorn
 
 from communique import accounts
 from communique.cli import add_collection
+from communique.provenance.signatures import PROVENANCE_EXTENSION
 from communique.settings import Settings
 from communique.store import open_store
 from communique.store.engines import SqlStore
@@ -110,6 +111,25 @@ def running_node(database_url: str, **overrides: Any) -> Iterator[Node]:
         server.should_exit = True
         thread.join(timeout=30)
         store.close()
+
+
+# -- signed objects ----------------------------------------------------------------------
+def unsigned(obj: dict) -> dict:
+    """Return a copy of ``obj`` without the node's provenance extension entry.
+
+    A node signs what its own users submit, adding that one entry to ``extensions``;
+    ``extensions`` goes too when nothing else is left in it. Compare ``unsigned(served)``
+    with what was posted, and check ``is_signed(served)`` besides.
+    """
+    copy = dict(obj)
+    extensions = copy.get("extensions")
+    if isinstance(extensions, dict) and PROVENANCE_EXTENSION in extensions:
+        rest = {name: value for name, value in extensions.items() if name != PROVENANCE_EXTENSION}
+        if rest:
+            copy["extensions"] = rest
+        else:
+            del copy["extensions"]
+    return copy
 
 
 # -- STIX object factories ---------------------------------------------------------------

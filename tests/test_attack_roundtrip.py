@@ -10,8 +10,10 @@ import pytest
 from stix2validator import ValidationOptions, validate_instance
 
 from communique import datasets
+from communique.provenance.signatures import is_signed
 from communique.stix import upgrade
 from tests.cli_support import communique
+from tests.support import unsigned
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +37,14 @@ def round_trip(database: str) -> tuple[list[dict], list[dict]]:
 
 
 def test_every_object_survives_the_round_trip(database_url: str) -> None:
-    """Each exported object equals its upgraded original, and nothing is lost or added."""
+    """Each exported object equals its upgraded original, signed by the node that imported
+    it, and nothing is lost or added."""
     expected, exported = round_trip(database_url)
     assert len(exported) == len(expected)
     by_id = {obj["id"]: obj for obj in exported}
     for original in expected:
-        assert by_id[original["id"]] == original
+        assert is_signed(by_id[original["id"]]), original["id"]
+        assert unsigned(by_id[original["id"]]) == original
 
 
 def test_export_is_valid_stix21(tmp_path: Path) -> None:

@@ -12,7 +12,19 @@ import pytest
 import requests
 
 from communique.errors import BadRequest
-from tests.support import TAXII, Member, Node, indicator, ipv4, malware, running_node, stix_id, ts
+from communique.provenance.signatures import is_signed
+from tests.support import (
+    TAXII,
+    Member,
+    Node,
+    indicator,
+    ipv4,
+    malware,
+    running_node,
+    stix_id,
+    ts,
+    unsigned,
+)
 
 TIMEOUT = 120
 
@@ -98,6 +110,13 @@ def stored_objects(target: Target, **params: str) -> list[dict]:
     response = get(target, target.objects_url, {"match[version]": "all", **params})
     assert response.status_code == 200, response.text
     return response.json().get("objects", [])
+
+
+def as_posted(served: list[dict]) -> list[dict]:
+    """Return served objects as they were posted: assert each is signed, and drop the signature."""
+    for obj in served:
+        assert is_signed(obj), obj.get("id")
+    return [unsigned(obj) for obj in served]
 
 
 def manifest_ids(target: Target) -> list[str]:
@@ -218,7 +237,7 @@ def test_deeply_nested_custom_property_is_handled(target: Target, depth: int) ->
     assert status["total_count"] == 2
     assert good["id"] in [s["id"] for s in status.get("successes", [])]
     listing = get(target, target.objects_url, {"match[id]": good["id"]})
-    assert listing.status_code == 200 and listing.json()["objects"] == [good]
+    assert listing.status_code == 200 and as_posted(listing.json()["objects"]) == [good]
     if deep["id"] in [s["id"] for s in status.get("successes", [])]:
         one = get(target, f"{target.objects_url}{deep['id']}/")
         assert one.status_code == 200 and one.content.count(b"[") >= depth
@@ -245,7 +264,7 @@ def test_huge_strings_within_the_limit(target: Target) -> None:
     obj = indicator(1, description=description, x_blob="b" * 1_000_000)
     status = post_envelope(target, [obj])
     assert status["success_count"] == 1
-    assert stored_objects(target) == [obj]
+    assert as_posted(stored_objects(target)) == [obj]
 
 
 # -- size limits ---------------------------------------------------------------------------
@@ -298,7 +317,7 @@ def test_chunked_body_within_the_limit(small_node: Node) -> None:
     obj = indicator(1)
     response = post_raw(target, chunks(json.dumps({"objects": [obj]}).encode(), 100))
     assert response.status_code == 202, response.text
-    assert stored_objects(target) == [obj]
+    assert as_posted(stored_objects(target)) == [obj]
 
 
 # -- media types ---------------------------------------------------------------------------
@@ -369,18 +388,18 @@ def test_nul_characters_round_trip(target: Target) -> None:
     sco = {**ipv4("198.51.100.77"), "x_note": "nul\x00here"}
     status = post_envelope(target, [obj, sco])
     assert status["success_count"] == 2, status
-    stored = {item["id"]: item for item in stored_objects(target)}
+    stored = {item["id"]: item for item in as_posted(stored_objects(target))}
     assert stored[obj["id"]] == obj
     assert stored[sco["id"]] == sco
     one = get(target, f"{target.objects_url}{obj['id']}/")
-    assert one.status_code == 200 and one.json()["objects"] == [obj]
+    assert one.status_code == 200 and as_posted(one.json()["objects"]) == [obj]
 
 
 def test_non_ascii_text_round_trips(target: Target) -> None:
     """Store text in every script, and emoji, and read it back intact."""
     obj = indicator(1, name="Эстония 🇪🇪 エストニア إستونيا \u202e", description="\U0010ffff\ufeff")
     post_envelope(target, [obj])
-    assert stored_objects(target) == [obj]
+    assert as_posted(stored_objects(target)) == [obj]
 
 
 # -- envelopes mixing good and bad objects --------------------------------------------------
@@ -411,7 +430,7 @@ def test_mixed_envelope_stores_exactly_the_good_objects(target: Target) -> None:
     assert all(failure["message"] for failure in status["failures"])
     stored = stored_objects(target)
     assert sorted(obj["id"] for obj in stored) == sorted(obj["id"] for obj in good)
-    assert {obj["id"]: obj for obj in stored} == {obj["id"]: obj for obj in good}
+    assert {obj["id"]: obj for obj in as_posted(stored)} == {obj["id"]: obj for obj in good}
     assert sorted(manifest_ids(target)) == sorted(obj["id"] for obj in good)
 
 
@@ -425,7 +444,7 @@ def test_refused_object_never_appears_in_the_manifest(target: Target) -> None:
     assert status["failure_count"] == 2 and status["success_count"] == 0
     assert manifest_ids(target) == [original["id"]]
     one = get(target, f"{target.objects_url}{original['id']}/", {"match[version]": "all"})
-    assert one.json()["objects"] == [original]
+    assert as_posted(one.json()["objects"]) == [original]
     missing = get(target, f"{target.objects_url}{invalid['id']}/")
     assert_taxii_error(missing, 404)
 

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from communique.provenance.signatures import PROVENANCE_EXTENSION, Status
-from communique.stix.markings import RECIPIENTS_EXTENSION, Tlp
+from communique.stix.markings import RECIPIENTS_EXTENSION, TLP2_IDS, Tlp
 from communique.sync import engine, peers
 from communique.sync.peers import Mapping
 from tests.federation_support import A, B, Pair, marked
@@ -50,15 +50,15 @@ def test_sync_resumes_exactly_once(pair: Pair) -> None:
 class Faulty(httpx.BaseTransport):
     """Real HTTP to the peer, with one fault injected into the Nth Get Objects request."""
 
-    def __init__(self, fault: str, at: int) -> None:
+    def __init__(self, fault: str, at: int, lasting: bool = False) -> None:
         self.inner = httpx.HTTPTransport()
-        self.fault, self.at, self.seen = fault, at, 0
+        self.fault, self.at, self.seen, self.lasting = fault, at, 0, lasting
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         is_page = request.method == "GET" and request.url.path.endswith("/objects/")
         if is_page:
             self.seen += 1
-        if is_page and self.seen == self.at:
+        if is_page and (self.seen == self.at or (self.lasting and self.seen > self.at)):
             if self.fault == "reset":
                 raise httpx.ReadError("connection reset by peer")
             if self.fault == "500":
@@ -77,11 +77,24 @@ class Faulty(httpx.BaseTransport):
 
 
 @pytest.mark.parametrize("fault", ["reset", "garbage"])
-def test_a_fault_mid_sync_is_recorded_and_the_next_run_completes(pair: Pair, fault: str) -> None:
+def test_a_passing_fault_mid_sync_is_recovered_in_the_run(pair: Pair, fault: str) -> None:
+    """A failed page request is asked again from the saved point: nothing lost, nothing twice."""
+    pair.b.post(pair.writer, pair.intel, [marked(i, Tlp.GREEN) for i in range(20)])
+    pair.add_peer()
+    [run] = pair.sync(engine.Options(page_size=5, attempts=1, transport=Faulty(fault, 2)))
+    assert run.error is None and run.moved and run.moved.added == 20
+    stored = pair.stored_on_a()
+    assert len(stored) == 20 == len({s[0] for s in stored})
+
+
+@pytest.mark.parametrize("fault", ["reset", "garbage"])
+def test_a_lasting_fault_mid_sync_is_recorded_and_the_next_run_completes(pair: Pair,
+                                                                        fault: str) -> None:
     """The failed page is not stored, the error is on the link, and a later run fills the gap."""
     pair.b.post(pair.writer, pair.intel, [marked(i, Tlp.GREEN) for i in range(20)])
     pair.add_peer()
-    [broken] = pair.sync(engine.Options(page_size=5, attempts=1, transport=Faulty(fault, 2)))
+    [broken] = pair.sync(engine.Options(page_size=5, attempts=1,
+                                        transport=Faulty(fault, 2, lasting=True)))
     assert broken.error is not None
     assert len(pair.stored_on_a()) == 5
     with pair.a.store.read() as tx:
@@ -166,3 +179,53 @@ def test_objects_from_a_peer_are_never_pushed_back_to_it(pair: Pair) -> None:
     assert pushed.moved and pushed.moved.added == 0
     listing = httpx.get(pair.b.objects_url(inbox), headers=pair.writer.headers)
     assert listing.json().get("objects", []) == []
+
+
+@pytest.mark.slow
+def test_attack_and_mixed_indicators_replicate_exactly(pair: Pair) -> None:
+    """ATT&CK Enterprise plus 2,000 generated indicators of every level: A ends with exactly
+    the non-RED objects, each version once, each verified as B's."""
+    import random
+
+    from communique import datasets, importer, node
+    from communique.settings import Settings
+
+    objects, version = importer.read_document(datasets.attack_enterprise().read_bytes())
+    levels = [Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT, Tlp.RED, None]
+    chooser = random.Random(4)
+    generated = [marked(i, chooser.choice(levels)) for i in range(2000)]
+    settings = Settings(database=pair.b.database_url)
+    provenance = node.local_provenance(pair.b.store, settings, node.signer(pair.b.store, settings))
+    with pair.b.store.read() as tx:
+        intel = tx.get_collection("default", pair.intel)
+        org_b = tx.find_organisation(B)
+    assert intel is not None and org_b is not None
+    for batch, batch_version in ((objects, version), (generated, "2.1")):
+        summary = importer.import_objects(pair.b.store, intel, batch, batch_version,
+                                          provenance=provenance, producer_org=org_b.id)
+        assert summary.counts["refused"] == 0
+    pair.add_peer()
+    [run] = pair.sync(engine.Options(page_size=1000))
+    assert run.error is None and run.moved and run.moved.complete, run
+    red = {o["id"] for o in generated if o.get("object_marking_refs") == [TLP2_IDS[Tlp.RED]]}
+    assert run.moved.refused == 0, run.moved.reasons  # B never serves its RED objects to A
+    stored = pair.stored_on_a()
+    assert len(stored) == len({(s[0], s[1]) for s in stored})
+    assert {s[0] for s in stored} == {o["id"] for o in objects} | \
+        {o["id"] for o in generated} - red
+    assert {s[2] for s in stored} == {Status.VERIFIED}
+    [again] = pair.sync()
+    assert again.moved and again.moved.added == 0
+
+
+def test_the_same_object_signed_by_two_nodes_is_one_object(pair: Pair) -> None:
+    """A and B each import the same public object (each signs its copy): pulled, B's copy is a
+    duplicate of A's, not a conflicting version."""
+    public = marked(7, Tlp.CLEAR)
+    author = pair.a.member(A)
+    own = pair.a.collection("Own", read=(A,), write=(A,), alias="own")
+    pair.a.post(author, own, [public])
+    pair.b.post(pair.writer, pair.intel, [public])
+    pair.add_peer(pulls=[Mapping(pair.intel, own)])
+    [run] = pair.sync()
+    assert run.error is None and run.moved and run.moved.duplicate == 1 and run.moved.added == 0

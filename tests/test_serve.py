@@ -15,13 +15,15 @@ from typing import Iterator
 import requests
 from taxii2client.v21 import Server, as_pages
 
+from communique import node
 from communique.identity import signin
-from communique.stix import markings
+from communique.provenance import publish, signatures
 from communique.settings import Settings
+from communique.stix import markings
 from communique.store import open_store
 from tests.cli_support import communique
 from tests.pg import free_port
-from tests.support import TAXII, indicator
+from tests.support import TAXII, indicator, unsigned
 
 
 @contextmanager
@@ -47,7 +49,10 @@ def serving(database: str, *, workers: int) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:  # it has already exited: let its own error show
+            pass
         process.wait(timeout=30)
 
 
@@ -121,13 +126,27 @@ def test_demo_prepares_a_node_and_prints_a_working_token(tmp_path: Path) -> None
     titles = {c["title"] for c in response.json()["collections"]}
     assert titles == {"MITRE ATT&CK Enterprise", "Shared indicators", "Communiqué definitions"}
     published = {o["id"]: o for o in anonymous.json()["objects"]}
-    assert markings.RECIPIENTS_EXTENSION in published and len(published) == 7
+    # The TLP markings and the Communiqué extensions (recipients, provenance), and the
+    # node's own identity, which carries its public key.
+    assert markings.RECIPIENTS_EXTENSION in published and len(published) == 9
     password = next(line.split()[-1] for line in again.out.splitlines() if "Web sign-in" in line)
     store = open_store(database)
     try:
-        signed = signin.check_password(store, Settings(database=database),
-                                       email="analyst@cert.example", password=password,
-                                       address="127.0.0.1")
+        settings = Settings(database=database)
+        signer = node.signer(store, settings)
+        keyring = node.keyring(store)
+        signed = signin.check_password(store, settings, email="analyst@cert.example",
+                                       password=password, address="127.0.0.1")
     finally:
         store.close()
     assert signed.session.stage == "enrol"
+    definitions = {d["id"]: d for d in publish.definitions()}
+    assert signatures.PROVENANCE_EXTENSION in definitions
+    assert set(published) == set(definitions) | {signer.identity_id}
+    assert published[signer.identity_id] == signer.identity  # signed by itself, kept as it is
+    for stix_id, obj in published.items():  # each verifies against the node's own key
+        verdict = signatures.verify(obj, keyring)
+        assert (verdict.status, verdict.signed_by) == (signatures.Status.VERIFIED,
+                                                       signer.identity_id), (stix_id, verdict)
+        if stix_id in definitions:
+            assert unsigned(obj) == definitions[stix_id]

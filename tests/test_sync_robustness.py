@@ -123,7 +123,8 @@ def test_a_peer_that_pages_forever_is_cut_off_and_resumed(pair: Pair) -> None:
     assert run.error is None and run.moved and run.moved.pages == 5 and not run.moved.complete
     with pair.a.store.read() as tx:
         [link] = tx.links_of()
-    assert link.position == 1_700_000_000_000_005 and link.last_success is None
+    # more follows: the point stays just before the last page's end (a group may go on)
+    assert link.position == 1_700_000_000_000_004 and link.last_success is None
 
 
 def test_a_broken_peer_does_not_stop_the_others(pair: Pair, tmp_path: Path) -> None:

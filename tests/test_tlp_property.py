@@ -24,14 +24,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, note, settings
 from hypothesis import strategies as st
 
-from communique import access, accounts, importer, timestamps
+from communique import access, accounts, importer, node, timestamps
 from communique.cli import add_collection
 from communique.errors import Forbidden, NotFound, Unauthorized
 from communique.exchange import Exchange, Listing
+from communique.provenance.signatures import is_signed
 from communique.settings import Settings
 from communique.stix.markings import Tlp
 from communique.store.engines import SqlStore
-from tests.support import indicator, malware, ts
+from tests.support import indicator, malware, ts, unsigned
 
 ROOT = "default"
 CLEAR, GREEN, AMBER, AMBER_STRICT, RED = range(5)
@@ -206,7 +207,7 @@ class Version:
     type: str
     version: int
     seq: int  # order of date_added
-    body: bytes
+    body: bytes  # as posted; the node stores it signed
     own_level: int | None
     producer: str | None
     named: frozenset[str]
@@ -416,7 +417,11 @@ def post(world: World, spec: WorldSpec, batch: list[tuple[int, int]]) -> None:
 
 
 def expect_outcome(collection: ModelCollection, raw: dict) -> tuple[str, int | None]:
-    """('added' | 'duplicate' | 'refused', the version when the object names one)."""
+    """('added' | 'duplicate' | 'refused', the version when the object names one).
+
+    Bodies are compared as posted: the node signs each one with Ed25519, which is
+    deterministic, so the same object posted twice is stored the same way twice.
+    """
     lvl = own_level(raw)
     if collection.public and (collection.default if lvl is None else lvl) != CLEAR:
         return "refused", None
@@ -471,6 +476,13 @@ def refused_or(expected_error: type[Exception] | None, call: Callable[..., Any],
     return None
 
 
+def as_posted(body: bytes) -> bytes:
+    """A stored body as the model holds it: assert the node signed it, and drop the signature."""
+    served = orjson.loads(body)
+    assert is_signed(served), served.get("id")
+    return orjson.dumps(unsigned(served), option=orjson.OPT_SORT_KEYS)
+
+
 def records(listing: Listing) -> list[tuple[str, int]]:
     """(id, version) of a listing's records, in order."""
     return [(r.stix_id, r.version) for r in listing.page.records]
@@ -502,7 +514,10 @@ def check_listings(world: World, reader: Reader, collection: ModelCollection, id
             assert records(listing) == expected, (str(reader), params, manifest)
             assert not listing.page.more
             for record in listing.page.records:
-                assert record.body == (None if manifest else bodies[(record.stix_id, record.version)])
+                if manifest:
+                    assert record.body is None
+                else:
+                    assert as_posted(record.body) == bodies[(record.stix_id, record.version)]
         if error is None:
             assert paged(world, principal, collection, params) == expected, (str(reader), params)
 
@@ -564,7 +579,7 @@ def check_export_and_counts(world: World, reader: Reader, collection: ModelColle
         chosen = matching(collection, "all" if all_versions else "last")
         expected = [v.body for v in chosen
                     if sees(reader, collection, v) and level(collection, v) != RED]
-        got = [orjson.dumps(o, option=orjson.OPT_SORT_KEYS) for o in bundle["objects"]]
+        got = [as_posted(orjson.dumps(o)) for o in bundle["objects"]]
         assert got == expected, (str(reader), "export", all_versions)
         assert count == len(expected)
 
@@ -583,8 +598,11 @@ def describe(world: World) -> str:
 
 @pytest.fixture
 def exchange(store: SqlStore, database_url: str) -> Exchange:
-    """The use cases the TAXII routes call, in process, over the test's store."""
-    return Exchange(store, Settings(database=database_url), b"property-test-cursor-key-32bytes")
+    """The use cases the TAXII routes call, in process, over the test's store, signing what
+    its users add with the node's own key, as the server does."""
+    settings = Settings(database=database_url)
+    return Exchange(store, settings, b"property-test-cursor-key-32bytes",
+                    node.signer(store, settings))
 
 
 # Two worlds that are always tried first: an unmarked object is RED by its collection's

@@ -9,13 +9,14 @@ the write transaction opens, so the single writer is held only for the insert.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from communique import access, audit, timestamps
 from communique.errors import InvalidObject
 from communique.provenance import signatures
-from communique.provenance.signatures import Keyring, Status, Verdict
+from communique.provenance.signatures import PROVENANCE_EXTENSION, Keyring, Status, Verdict
 from communique.stix.validate import StixObject, encode, summary_id, summary_version, validate
 from communique.store.base import Collection, Outcome, Tx
 
@@ -97,14 +98,22 @@ def refuse_where(checked: Checked, rule: Callable[[StixObject], str | None]) -> 
 
 
 def _provenance(obj: StixObject, provenance: Provenance) -> tuple[StixObject, Verdict]:
-    """Verify the object's signature; sign it first when it is ours to sign and unsigned."""
+    """Verify the object's signature; sign it first when it is ours to sign and unsigned.
+
+    The digest that tells duplicates leaves the signature out: the same object signed by
+    two nodes is one object, kept as first stored.
+    """
     verdict = signatures.verify(obj.raw, provenance.keyring)
+    raw = obj.raw
     if verdict.status is Status.UNSIGNED and provenance.key is not None:
-        raw = signatures.sign(obj.raw, provenance.key, signed_by=provenance.signed_by or "")
-        return dataclasses.replace(obj, raw=raw, body=encode(raw),
-                                   signature=int(Status.VERIFIED)), \
-            Verdict(Status.VERIFIED, provenance.signed_by)
-    return dataclasses.replace(obj, signature=int(verdict.status)), verdict
+        raw = signatures.sign(raw, provenance.key, signed_by=provenance.signed_by or "")
+        verdict = Verdict(Status.VERIFIED, provenance.signed_by)
+    extensions = raw.get("extensions")
+    digest = (hashlib.sha256(encode(signatures.without_provenance(raw))).digest()
+              if isinstance(extensions, dict) and PROVENANCE_EXTENSION in extensions else None)
+    body = obj.body if raw is obj.raw else encode(raw)
+    return dataclasses.replace(obj, raw=raw, body=body, signature=int(verdict.status),
+                               digest=digest), verdict
 
 
 def store_checked(tx: Tx, checked: Checked, *, collection: Collection, producer_org: int | None,

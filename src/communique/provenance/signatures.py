@@ -117,6 +117,22 @@ def sign(raw: Mapping[str, Any], key: OKPKey, *, signed_by: str) -> dict[str, An
     return unsigned
 
 
+def without_provenance(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``raw`` without the provenance extension (and without ``extensions`` if empty).
+
+    Two copies of one object signed by different nodes are the same object: this is
+    what is compared to tell a duplicate from a conflicting version.
+    """
+    extensions = raw.get("extensions")
+    if not isinstance(extensions, dict) or PROVENANCE_EXTENSION not in extensions:
+        return dict(raw)
+    rest = {k: v for k, v in extensions.items() if k != PROVENANCE_EXTENSION}
+    copy = {k: v for k, v in raw.items() if k != "extensions"}
+    if rest:
+        copy["extensions"] = rest
+    return copy
+
+
 def is_signed(raw: Mapping[str, Any]) -> bool:
     """Return whether ``raw`` carries a provenance signature (valid or not)."""
     extensions = raw.get("extensions")

@@ -42,6 +42,7 @@ class StixObject:
     tlp: Tlp | None = None  # its TLP level (markings.level_of); None when unmarked
     recipients: tuple[str, ...] = ()  # the principals it names (they matter where it is RED)
     signature: int = 0  # provenance.signatures.Status, once its signature has been checked
+    digest: bytes | None = None  # what duplicates are told by; None: SHA-256 of ``body``
 
 
 def show(untrusted: object, limit: int = 120) -> str:

@@ -86,7 +86,7 @@ class SqlTx(AccountsSql, AuditSql, IdentitySql, FederationSql):
         changed: set[str] = set()
         for obj in objects:
             body = obj.body
-            digest = hashlib.sha256(body).digest()
+            digest = obj.digest or hashlib.sha256(body).digest()
             versions = known.setdefault(obj.id, {})
             if obj.version_us is not None and obj.version_us in versions:
                 same = versions[obj.version_us].digest == digest

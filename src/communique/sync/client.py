@@ -83,7 +83,10 @@ class TaxiiClient:
             params.append(("added_after", timestamps.format_us(added_after)))
         if next:
             params.append(("next", next))
-        response = self._request("GET", self._objects_url(collection), params=params)
+        # A cursor may be spent by a request whose answer was lost: the caller, not this
+        # client, decides how to ask again.
+        response = self._request("GET", self._objects_url(collection), params=params,
+                                 attempts=1 if next else None)
         envelope = self._json_object(response)
         objects = envelope.get("objects", [])
         more = envelope.get("more", False)
@@ -95,6 +98,14 @@ class TaxiiClient:
             raise PeerError("the peer's envelope has a malformed 'next'")
         return ObjectsPage(objects, more, following, _added(response, "First"),
                            _added(response, "Last"))
+
+    def copies_held(self, collection: str, stix_id: str) -> list[dict[str, Any]]:
+        """§5.6 Get an Object, every version: what the peer holds of it (as far as we may see)."""
+        url = f"{self._objects_url(collection)}{quote(stix_id, safe='')}/"
+        answer = self._request("GET", url, params=[("match[version]", "all")], attempts=1)
+        objects = self._json_object(answer).get("objects")
+        return [o for o in objects if isinstance(o, dict) and o.get("id") == stix_id] \
+            if isinstance(objects, list) else []
 
     def add_objects(self, collection: str, objects: Iterable[bytes]) -> dict[str, Any]:
         """§5.5 Add Objects: post stored bodies as one envelope; return the status resource."""
@@ -111,9 +122,11 @@ class TaxiiClient:
     def _objects_url(self, collection: str) -> str:
         return f"{self.url}collections/{quote(collection, safe='')}/objects/"
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, bytes]:
+    def _request(self, method: str, url: str, *, attempts: int | None = None,
+                 **kwargs: Any) -> tuple[httpx.Response, bytes]:
         """Send with bounded retries on network errors and 429/5xx; return a 2xx response."""
-        for attempt in range(1, self.attempts + 1):
+        attempts = attempts or self.attempts
+        for attempt in range(1, attempts + 1):
             try:
                 with self._http.stream(method, url, **kwargs) as response:
                     body = _read_capped(response)
@@ -127,9 +140,9 @@ class TaxiiClient:
                 problem = f"answered {response.status_code}{_reason(body)}"
                 if response.status_code not in _RETRIED:
                     raise PeerError(f"{method} {url}: the peer {problem}")
-            if attempt < self.attempts:
+            if attempt < attempts:
                 time.sleep(min(0.25 * 2 ** attempt, 4.0))
-        raise PeerError(f"{method} {url}: the peer {problem} ({self.attempts} attempts)")
+        raise PeerError(f"{method} {url}: the peer {problem} ({attempts} attempts)")
 
     @staticmethod
     def _json_object(answer: tuple[httpx.Response, bytes]) -> dict[str, Any]:

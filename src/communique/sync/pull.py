@@ -3,7 +3,10 @@
 The resume point is the peer's own ``date_added`` (its X-TAXII-Date-Added-Last
 header), stored in the same transaction as the objects of the page it covers:
 a crash at any moment leaves either both or neither, and the next run asks for
-what was added after it. The peer's clock never meets ours. Objects are checked
+what was added after it. The peer's clock never meets ours. A page that does not
+end the listing moves the point to just before its last ``date_added``, so a
+group of objects sharing one instant across pages is fetched whole again after
+a crash (the copies already here are duplicates, stored once). Objects are checked
 like any others (validation, signature) and then against the TLP 2.0 rule for
 objects arriving from another node (``access.refusal_to_pull``).
 """
@@ -16,10 +19,11 @@ from typing import Callable
 from communique import access, audit, ingest, timestamps
 from communique.stix.markings import Tlp
 from communique.store.base import Collection, Peer, PeerLink, Store
-from communique.sync.client import PeerError, TaxiiClient
+from communique.sync.client import ObjectsPage, PeerError, TaxiiClient
 
 PAGE = 1000
 MAX_PAGES = 10_000  # per run: a peer that pages forever is cut off, and resumed next time
+RESTARTS = 3  # per run: a failed page request is asked again from the saved point
 
 
 @dataclass
@@ -46,27 +50,32 @@ def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
     destination = _collection(store, link.local_collection)
     actor = audit.Actor(f"peer:{peer.name}", "", "sync")
     moved = Moved()
-    position = link.position
-    started_after, following = position, None
+    committed = link.position       # the saved resume point: everything up to it is here
+    last_seen = committed           # the newest date_added received so far
+    started_after, following, restarts = committed, None, 0
     while moved.pages < max_pages:
-        page = client.get_objects(link.remote_collection, added_after=started_after,
-                                  next=following, limit=page_size)
+        try:
+            page = client.get_objects(link.remote_collection, added_after=started_after,
+                                      next=following, limit=page_size)
+        except PeerError:
+            if following is None or restarts >= RESTARTS:
+                raise
+            # The request may have spent the cursor (medallion's are used up when read):
+            # ask again from the saved point rather than risk skipping a page.
+            restarts += 1
+            started_after, following = committed, None
+            continue
         moved.pages += 1
-        if page.objects and page.last_added is None:
-            raise PeerError("the peer sent objects without an X-TAXII-Date-Added-Last header, "
-                            "so there is no safe point to resume from")
-        if page.objects and position is not None and page.first_added is not None \
-                and page.first_added <= position:
-            raise PeerError("the peer sent objects added before the requested added_after "
-                            "(outside the requested filter)")
-        if page.more and (page.last_added is None or
-                          (position is not None and page.last_added <= position)):
-            raise PeerError("the peer says more objects follow, but its page does not move "
-                            "past the last one: paging stopped")
-        new_position = page.last_added if page.objects else position
+        _check(page, requested=started_after, last_seen=last_seen, chained=following is not None)
+        if page.objects:
+            last_seen = page.last_added
+        # Objects may share one date_added (medallion gives a whole request one) and such a
+        # group may span pages: until the last page, resume from just before this page's end.
+        resume = last_seen if not page.more or last_seen is None else max(
+            last_seen - 1, committed if committed is not None else last_seen - 1)
         _store_page(store, page.objects, peer=peer, link=link, destination=destination,
-                    provenance=provenance, actor=actor, position=new_position, moved=moved)
-        position = new_position
+                    provenance=provenance, actor=actor, position=resume, moved=moved)
+        committed = resume
         progress(len(page.objects))
         if not page.more:
             moved.complete = True
@@ -74,8 +83,30 @@ def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
         if page.next:
             following = page.next
         else:  # no cursor: continue from where this page ended (TAXII 2.1 §3.4)
-            started_after, following = position, None
+            started_after, following = last_seen, None
     return moved
+
+
+def _check(page: ObjectsPage, *, requested: int | None, last_seen: int | None,
+           chained: bool) -> None:
+    """Refuse a page that breaks the paging contract, before anything of it is stored."""
+    if not page.objects:
+        if page.more:
+            raise PeerError("the peer says more objects follow but sent none: paging stopped")
+        return
+    if page.last_added is None or page.first_added is None:
+        raise PeerError("the peer sent objects without X-TAXII-Date-Added headers, so there "
+                        "is no safe point to resume from")
+    if requested is not None and page.first_added <= requested:
+        raise PeerError("the peer sent objects added before the requested added_after "
+                        "(outside the requested filter)")
+    if chained and last_seen is not None and page.first_added < last_seen:
+        raise PeerError("the peer sent again objects it had already sent in this run "
+                        "(outside the requested filter)")
+    if page.more and last_seen is not None and (
+            page.last_added < last_seen or (page.last_added == last_seen and not chained)):
+        raise PeerError("the peer says more objects follow, but its page does not move "
+                        "past the last one: paging stopped")
 
 
 def _store_page(store: Store, objects: list, *, peer: Peer, link: PeerLink,

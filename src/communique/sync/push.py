@@ -12,7 +12,10 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterator
 
+import orjson
+
 from communique import access, audit, timestamps
+from communique.provenance import signatures
 from communique.stix.markings import Tlp
 from communique.store.base import Collection, Peer, PeerLink, Record, Store
 from communique.sync.client import PeerError, TaxiiClient
@@ -78,6 +81,8 @@ def _offer(store: Store, peer: Peer, link: PeerLink, client: TaxiiClient, source
         refused = _failures(status)
         for record in envelope:
             reason = refused.get(record.stix_id)
+            if reason is not None and _already_there(client, link, record):
+                reason = None  # refused because it is there already (some servers say so)
             if reason is None:
                 accepted.append((record.stix_id, record.version))
             else:
@@ -157,6 +162,19 @@ def _finished(client: TaxiiClient, status: dict) -> dict:
     if status.get("status") != "complete":
         raise PeerError("the peer did not finish processing the objects in time")
     return status
+
+
+def _already_there(client: TaxiiClient, link: PeerLink, record: Record) -> bool:
+    """Return whether the peer holds this very object (whoever signed its copy).
+
+    Unknown (we may not read there, say) counts as no: the refusal stands and is retried.
+    """
+    try:
+        copies = client.copies_held(link.remote_collection, record.stix_id)
+    except PeerError:
+        return False
+    ours = signatures.without_provenance(orjson.loads(record.body or b"{}"))
+    return any(signatures.without_provenance(copy) == ours for copy in copies)
 
 
 def _failures(status: dict) -> dict[str, str]:
