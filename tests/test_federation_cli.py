@@ -138,3 +138,28 @@ def test_signed_objects_keep_their_signature_and_local_ones_are_signed(pair: Pai
     again = orjson.loads(__import__("requests").get(
         pair.a.objects_url(own), headers=author.headers).content)["objects"][0]
     assert again == served
+
+
+def test_objects_added_on_the_home_page_are_signed(pair: Pair) -> None:
+    """The web is a third way in: pasted objects are validated, checked and signed alike."""
+    from tests.test_signin import csrf_of
+
+    analyst = pair.a.member(A)
+    accounts.set_password(pair.a.store, analyst.email, PASSWORD)
+    own = pair.a.collection("Own", read=(A,), write=(A,), alias="own")
+    browser, _, _ = enrol(pair.a, analyst.email)
+    page = browser.get(f"{pair.a.url}/web/").text
+    assert 'id="add-objects"' in page
+    good, bad = marked(1, Tlp.GREEN), {"type": "indicator", "id": "nonsense"}
+    answer = browser.post(f"{pair.a.url}/web/objects", data={
+        "csrf": csrf_of(page), "collection": f"default/{own}",
+        "objects": json.dumps([good, bad])})
+    assert answer.status_code == 200
+    assert "1 stored" in answer.text and "1 refused" in answer.text
+    served = __import__("requests").get(pair.a.objects_url(own), headers=analyst.headers).json()
+    [stored] = served["objects"]
+    assert stored["extensions"][PROVENANCE_EXTENSION]["signed_by"] == \
+        node.signer(pair.a.store, pair.a.settings).identity_id
+    refused = browser.post(f"{pair.a.url}/web/objects", data={
+        "csrf": "wrong", "collection": f"default/{own}", "objects": json.dumps([good])})
+    assert refused.status_code == 403

@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
+import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,13 +23,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from communique import access, accounts, timestamps
-from communique.provenance.signatures import Status
-from communique.sync.status import link_states
 from communique.access import Principal
 from communique.audit import Actor
-from communique.errors import BadRequest, CommuniqueError, Forbidden
+from communique.errors import BadRequest, CommuniqueError, Forbidden, PayloadTooLarge
 from communique.identity import signin, totp
+from communique.provenance.signatures import Status
 from communique.stix.markings import Tlp
+from communique.sync.status import link_states
 from communique.store.base import Credentials, WebSession
 from communique.web import refusals
 from communique.web.taxii import read_body
@@ -75,12 +76,12 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
                         samesite="strict", secure=request.url.scheme == "https")
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """Read a URL-encoded form of at most 16 KiB (however it is sent: chunked or not)."""
+async def _form(request: Request, limit: int = _FORM_LIMIT) -> dict[str, str]:
+    """Read a URL-encoded form of at most ``limit`` bytes (16 KiB; chunked or not)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise BadRequest("send the form URL-encoded, as a browser does")
-    body = await read_body(request, _FORM_LIMIT)
+    body = await read_body(request, limit)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10,
                           strict_parsing=False)
@@ -246,6 +247,7 @@ def _home_context(request: Request, principal: Principal) -> dict[str, Any]:
             label = " and ".join(w for w, ok in (("read", rights.can_read),
                                                   ("write", rights.can_write)) if ok)
             rows.append({"id": item.id, "title": item.title, "api_root": item.api_root,
+                         "writable": rights.can_write,
                          "rights": label + (" (public)" if item.public else ""),
                          "counts": counts, "total": sum(counts.values()),
                          "signatures": ", ".join(f"{signed[s]} {s.word}" for s in Status
@@ -262,13 +264,14 @@ def _home_context(request: Request, principal: Principal) -> dict[str, Any]:
                         "active": t.revoked is None} for t in tokens]}
 
 
-async def _signed_form(request: Request) -> tuple[WebSession, Principal, dict[str, str]] | None:
+async def _signed_form(request: Request, limit: int = _FORM_LIMIT
+                       ) -> tuple[WebSession, Principal, dict[str, str]] | None:
     """Return the signed-in caller and their form, its CSRF token checked; None if not signed in."""
     signed = await _principal(request)
     if signed is None:
         return None
     session, principal = signed
-    form = await _form(request)
+    form = await _form(request, limit)
     _check_csrf(session.csrf, form)
     return session, principal, form
 
@@ -289,6 +292,34 @@ async def create_token(request: Request) -> Response:
         expires_days=int(days) if days else None, scope=form.get("scope") or None, actor=actor)
     return await _home(request, session, principal,
                        new_token={"secret": secret, "scope": record.scope})
+
+
+@page
+async def add_objects(request: Request) -> Response:
+    """Add STIX objects pasted into the home page: the same path as TAXII Add Objects, so
+    they are validated, checked against TLP and signed by the node alike."""
+    # pasted objects may be as large as a TAXII request (URL-encoding can triple them)
+    posted = await _signed_form(request, 3 * request.app.state.settings.max_content_length)
+    if posted is None:
+        return _to_signin()
+    session, principal, form = posted
+    slug, _, collection_id = form.get("collection", "").partition("/")
+    untrusted = form.get("objects", "").strip()
+    if not slug or not collection_id or not untrusted:
+        raise BadRequest("choose a collection and paste a STIX bundle or a JSON list of objects")
+    body = untrusted.encode()
+    limit = request.app.state.settings.max_content_length
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the objects are {len(body)} bytes; this node takes at most "
+                              f"{limit} in one request")
+    if untrusted.startswith("["):  # a bare list of objects: the envelope TAXII expects
+        body = b'{"objects":' + body + b"}"
+    exchange = request.app.state.exchange
+    status = orjson.loads(await run_in_threadpool(
+        exchange.add, principal, slug, collection_id, body, address=_address(request)))
+    return await _home(request, session, principal, added={
+        "success": status["success_count"], "failure": status["failure_count"],
+        "failures": status.get("failures", [])[:50]})
 
 
 @page
@@ -343,6 +374,7 @@ ROUTES = [
     Route("/web/mfa", mfa_page, methods=["GET", "POST"]),
     Route("/web/mfa/enrol", enrol_page, methods=["GET", "POST"]),
     Route("/web/tokens", create_token, methods=["POST"]),
+    Route("/web/objects", add_objects, methods=["POST"]),
     Route("/web/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),
     Route("/web/signout", sign_out, methods=["POST"]),
     Route("/web/static/style.css", stylesheet, methods=["GET"]),
