@@ -103,7 +103,7 @@ def test_a_changed_peer_key_waits_for_approval(pair: Pair) -> None:
     pair.sync()
     settings = Settings(database=pair.b.database_url)
     node.signing_key_path(settings).unlink()
-    node.provision(pair.b.store, settings)  # a new key pair for B
+    node.provision(pair.b.store, settings, rotate_key=True)  # a new key pair for B
     with running_node(pair.b.database_url) as moved_b:
         with pair.a.store.write() as tx:
             tx.conn.execute(update(schema.peers).values(url=f"{moved_b.root}/"))

@@ -143,8 +143,10 @@ def test_pull_from_medallion_keeps_to_tlp_and_resumes(new_node: NodeFactory, tmp
             timestamps.parse(ts(0)), timestamps.parse(ts(3600))]
         assert {r.signature for r in records} == {Status.UNSIGNED}
         assert all(r.origin_peer is not None for r in records)
+        # unmarked objects are kept at the level they were taken at (AMBER), so that no later
+        # change of the collection's default widens them
         assert {r.stix_id: r.tlp for r in records} == {
-            i: (None if level_of[i] is None else int(level_of[i])) for i in allowed}
+            i: int(Tlp.AMBER if level_of[i] is None else level_of[i]) for i in allowed}
         by_version = {(o["id"], o["modified"]): o for o in expected}
         for record in records:  # stored as medallion served them: nothing added, nothing lost
             body = orjson.loads(record.body or b"")

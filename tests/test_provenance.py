@@ -217,3 +217,17 @@ def test_a_replaced_key_file_must_be_published_by_init(database_url: str) -> Non
         assert states == {first.key.kid: "retired", second.key.kid: "trusted"}
     finally:
         store.close()
+
+
+def test_a_lost_key_file_is_not_replaced_silently(database_url: str) -> None:
+    """`init` refuses to make a new key for a node that published one, unless asked to."""
+    from tests.cli_support import communique
+
+    settings = Settings(database=database_url)
+    path = node.signing_key_path(settings)
+    path.unlink()
+    run = communique("init", database=database_url)
+    assert run.code == 1 and "is missing" in run.err and "--rotate-key" in run.err
+    assert not path.exists()
+    run = communique("init", "--rotate-key", database=database_url)
+    assert run.code == 0 and path.exists()

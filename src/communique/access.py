@@ -178,6 +178,26 @@ def refusal_to_push(level: Tlp, *, stored_level: int | None, max_tlp: Tlp, peer_
     return None
 
 
+def refusal_to_widen(received: frozenset[int], *, readers: frozenset[int],
+                     entitled: frozenset[int]) -> str | None:
+    """Return why a collection holding objects from other nodes may not get these readers.
+
+    ``received``: the TLP levels of what it holds from peers; ``entitled``: the
+    organisations those peers shared with. AMBER and AMBER+STRICT from another node stay
+    where only the entitled organisation reads them (as ``refusal_to_pull`` demands).
+    """
+    amber = {Tlp.AMBER, Tlp.AMBER_STRICT} & received
+    if amber and readers - entitled:
+        return (f"this collection holds {Tlp(max(amber)).label} objects from another node: "
+                "no organisation but the one they were shared with may read it")
+    return None
+
+
+def readers(grants: list[Grant]) -> frozenset[int]:
+    """Return the organisations that may read a collection, from its grants."""
+    return frozenset(g.org_id for g in grants if g.can_read)
+
+
 def peer_view(collection: Collection) -> Visibility:
     """Return what may be offered to a peer at all: every level but RED."""
     return Visibility(_SHARED, collection.default_tlp)

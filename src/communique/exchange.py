@@ -18,7 +18,8 @@ from communique.access import Access, Principal
 from communique.errors import BadRequest, NotFound, Unauthorized
 from communique.settings import Settings
 from communique.stix.validate import IDENTIFIER
-from communique.store.base import ApiRoot, Collection, Page, Store, Tx, Visibility
+from communique.stix.markings import Tlp
+from communique.store.base import ApiRoot, Collection, Page, Peer, Store, Tx, Visibility
 from communique.taxii import cursor, filters, resources
 from communique.taxii.filters import Query
 
@@ -181,13 +182,23 @@ class Exchange:
         """
         principal = _known(principal)
         requested = timestamps.now_us()
-        checked = ingest.check(parse_envelope(body), self.provenance())
+        with self.store.read() as tx:
+            relay = next((p for p in tx.list_peers() if p.org_id == principal.org_id), None)
+        # An organisation that runs a peer node pushes what it relays: kept as signed (or
+        # not) and held to the rules for objects arriving from another node.
+        provenance = (ingest.Provenance(node.keyring(self.store),
+                                        accept_invalid=self.settings.accept_invalid_signatures)
+                      if relay else self.provenance())
+        checked = ingest.check(parse_envelope(body), provenance)
         actor = audit.Actor.of(principal, address)
         with self.store.write() as tx:
             item, rights = _collection(tx, principal, slug, collection_id)
             access.require_write(rights)
+            if relay is not None:
+                checked = _as_relayed(checked, relay, item, access.readers(tx.grants_on(item.id)))
             results = ingest.store_checked(tx, checked, collection=item, actor=actor,
-                                           producer_org=principal.org_id, now=timestamps.now_us())
+                                           producer_org=principal.org_id, now=timestamps.now_us(),
+                                           origin_peer=relay.id if relay else None)
             status = _status_resource(str(uuid.uuid4()), requested, results)
             tx.save_status(status_id=status["id"], api_root=slug, org_id=principal.org_id,
                            now=requested, body=orjson.dumps(status))
@@ -302,6 +313,15 @@ def _exists(tx: Tx, collection_id: str, object_id: str, seen: Visibility) -> boo
     """Return whether the caller can see any version of the object (hidden ones do not exist)."""
     return bool(tx.list_versions(collection_id, object_id, Query(limit=1), visibility=seen,
                                  after=None).records)
+
+
+def _as_relayed(checked: ingest.Checked, relay: Peer, destination: Collection,
+                readers: frozenset[int]) -> ingest.Checked:
+    """Hold objects pushed by a peer node to the TLP rule for objects from another node."""
+    checked = ingest.refuse_where(checked, lambda obj: access.refusal_to_pull(
+        obj.tlp, max_tlp=Tlp(relay.max_tlp), destination=destination,
+        destination_readers=readers, entitled_org=relay.local_org_id))
+    return ingest.as_received(checked)
 
 
 def _status_resource(status_id: str, requested: int, results: list[ingest.Result]) -> dict:

@@ -17,6 +17,7 @@ from communique import access, audit, timestamps
 from communique.errors import InvalidObject
 from communique.provenance import signatures
 from communique.provenance.signatures import PROVENANCE_EXTENSION, Keyring, Status, Verdict
+from communique.stix.markings import Tlp
 from communique.stix.validate import StixObject, encode, summary_id, summary_version, validate
 from communique.store.base import Collection, Outcome, Tx
 
@@ -95,6 +96,14 @@ def refuse_where(checked: Checked, rule: Callable[[StixObject], str | None]) -> 
         else:
             valid.append((index, obj))
     return Checked(results, valid, checked.invalid)
+
+
+def as_received(checked: Checked) -> Checked:
+    """Store objects that came unmarked from another node at TLP:AMBER, the level they were
+    taken at, so that no later change of the collection's default can widen them."""
+    valid = [(index, obj if obj.tlp is not None else dataclasses.replace(obj, tlp=Tlp.AMBER))
+             for index, obj in checked.valid]
+    return Checked(checked.results, valid, checked.invalid)
 
 
 def _provenance(obj: StixObject, provenance: Provenance) -> tuple[StixObject, Verdict]:

@@ -45,13 +45,14 @@ def signing_key_path(settings: Settings) -> Path:
     url = make_url(settings.database)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database + ".signing.key")
-    return Path("var") / f"{url.database or 'communique'}.signing.key"
+    return (Path("var") / f"{url.database or 'communique'}.signing.key").absolute()
 
 
-def initialise(store: Store, settings: Settings | None = None) -> Signer:
+def initialise(store: Store, settings: Settings | None = None, *,
+               rotate_key: bool = False) -> Signer:
     """Create or upgrade the schema, the cursor key, the signing key and identity; safe to repeat."""
     prepare_database(store)
-    return provision(store, settings or Settings(database=store.url))
+    return provision(store, settings or Settings(database=store.url), rotate_key=rotate_key)
 
 
 def prepare_database(store: Store) -> None:
@@ -62,13 +63,22 @@ def prepare_database(store: Store) -> None:
             tx.put_setting(CURSOR_KEY, secrets.token_hex(32))
 
 
-def provision(store: Store, settings: Settings) -> Signer:
+def provision(store: Store, settings: Settings, *, rotate_key: bool = False) -> Signer:
     """Make the node's signing key (if its file is missing) and identity, and publish the key.
 
-    A key file replaced since the last run is published anew (the identity's
-    ``modified`` moves); the old key stays known here as retired.
+    A node that has published a key never makes a new one silently: a missing key
+    file is an error unless ``rotate_key``. A key file replaced since the last run
+    is published anew (the identity's ``modified`` moves); the old key stays known
+    here as retired, and peers hold the new one until their administrators approve it.
     """
-    key, _ = keys.load_or_create(signing_key_path(settings))
+    path = signing_key_path(settings)
+    with store.read() as tx:
+        published = tx.get_setting(KEY_ID)
+    if published and not path.exists() and not rotate_key:
+        raise NotInitialised(f"this node publishes key {published}, but its file {path} is "
+                             "missing: restore it (or set `signing_key`), or make a new key "
+                             "with `communique init --rotate-key` (peers must approve it)")
+    key, _ = keys.load_or_create(path)
     now = timestamps.now_us()
     with store.write() as tx:
         if tx.get_setting(IDENTITY) is None:

@@ -64,11 +64,14 @@ def local_provenance(store: Store) -> ingest.Provenance:
 
 
 @main.command()
+@click.option("--rotate-key", is_flag=True,
+              help="Make a new signing key when the published one's file is gone (peers must "
+                   "approve the new key).")
 @with_store
-def init(store: Store) -> None:
+def init(store: Store, rotate_key: bool) -> None:
     """Create or upgrade the database, and the node's signing key and identity (safe to repeat)."""
     settings = node_settings(store)
-    signer = node.initialise(store, settings)
+    signer = node.initialise(store, settings, rotate_key=rotate_key)
     click.echo("database ready")
     click.echo(f"node identity {signer.identity_id}")
     click.echo(f"signing key   {node.signing_key_path(settings)}")

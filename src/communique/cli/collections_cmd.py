@@ -157,7 +157,17 @@ def collection_grant(store: Store, collection_id: str, org_name: str, read: bool
         found = tx.find_organisation(org_name)
         if found is None:
             raise NotFound(f"no organisation named {org_name!r}")
-        before = next((g for g in tx.grants_on(target.id) if g.org_id == found.id), None)
+        grants = tx.grants_on(target.id)
+        before = next((g for g in grants if g.org_id == found.id), None)
+        if read and not (before and before.can_read):
+            refusal = access.refusal_to_widen(
+                tx.received_levels(target.id), readers=access.readers(grants) | {found.id},
+                entitled=frozenset(p.local_org_id for p in tx.list_peers()
+                                   if any(link.local_collection == target.id
+                                          and link.direction == "pull"
+                                          for link in tx.links_of(p.id))))
+            if refusal:
+                raise BadRequest(refusal)
         tx.set_grant(Grant(target.id, found.id, read, write))
         tx.append_audit(audit.OPERATOR.event(
             "grant.change", target=f"{target.api_root}/{target.id}", org_granted=org_name,

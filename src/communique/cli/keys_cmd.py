@@ -12,11 +12,11 @@ import click
 from communique import audit, importer, node, timestamps
 from communique.cli.base import main, node_settings, with_store
 from communique.errors import BadRequest
-from communique.provenance import keys, publish, signatures
+from communique.provenance import keys, publish, signatures, trust
 from communique.provenance.signatures import Status, TrustedKey
 from communique.settings import DEFAULT_DATABASE
 from communique.store import open_store
-from communique.store.base import PublicKey, Store
+from communique.store.base import Store
 
 
 @main.command()
@@ -49,9 +49,8 @@ def key_list(store: Store) -> None:
 @with_store
 def key_approve(store: Store, kid: str) -> None:
     """Trust a key a peer announced in place of its pinned one (its old key is retired)."""
-    from communique.sync import peers
-
-    approved = peers.approve_key(store, kid)
+    with store.write() as tx:
+        approved = trust.approve(tx, kid, now=timestamps.now_us(), actor=audit.OPERATOR)
     click.echo(f"key {kid} of {approved.identity_id} is now trusted")
 
 
@@ -62,20 +61,13 @@ def key_approve(store: Store, kid: str) -> None:
 @with_store
 def key_trust(store: Store, identity_file: str, fingerprint: str) -> None:
     """Trust the key a node identity (as `communique identity` prints it) announces."""
-    untrusted = _json(Path(identity_file).read_bytes())
-    identity_id, jwks = publish.signing_keys_of(untrusted)
+    identity_id, jwks = trust.announced_keys(_json(Path(identity_file).read_bytes()))
     jwk = next((j for j in jwks if j["kid"] == fingerprint), None)
     if jwk is None:
         raise BadRequest(f"the identity announces no key with fingerprint {fingerprint}")
-    ring = {jwk["kid"]: TrustedKey(identity_id, jwk["kid"], keys.import_public(jwk))}
-    verdict = signatures.verify(untrusted, ring)
-    if verdict.status is not Status.VERIFIED:
-        raise BadRequest(f"the identity is not signed by that key ({verdict.reason})")
-    now = timestamps.now_us()
     with store.write() as tx:
-        tx.put_key(PublicKey(jwk["kid"], identity_id, jwk["x"], "trusted", "operator", now, now))
-        tx.append_audit(audit.OPERATOR.event("key.pin", target=identity_id, key=jwk["kid"]),
-                        now=now)
+        trust.pin(tx, identity_id=identity_id, jwk=jwk, source="operator",
+                  now=timestamps.now_us(), actor=audit.OPERATOR)
     click.echo(f"key {fingerprint} of {identity_id} is now trusted")
 
 

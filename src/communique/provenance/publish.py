@@ -31,7 +31,8 @@ def signing_keys_of(untrusted: object) -> tuple[str, list[dict[str, str]]]:
     if not isinstance(untrusted, dict) or untrusted.get("type") != "identity" \
             or not isinstance(untrusted.get("id"), str):
         raise BadRequest("the node identity must be a STIX identity object")
-    entry = (untrusted.get("extensions") or {}).get(PROVENANCE_EXTENSION)
+    extensions = untrusted.get("extensions")
+    entry = extensions.get(PROVENANCE_EXTENSION) if isinstance(extensions, dict) else None
     announced = entry.get("signing_keys") if isinstance(entry, dict) else None
     if not isinstance(announced, list) or not 0 < len(announced) <= 8:
         raise BadRequest("the node identity announces no signing key (1 to 8 expected)")

@@ -216,6 +216,7 @@ peers = Table(
     Column("every_seconds", Integer, nullable=False),
     Column("identity_id", String(300), nullable=True),  # its node identity, if it has one
     Column("created", BigInteger, nullable=False),
+    sqlite_autoincrement=True,  # objects keep the id of the peer they came from: never reused
 )
 
 # One collection mapping of a peer, in one direction, with where it stands.
@@ -239,6 +240,7 @@ peer_links = Table(
     Column("refused", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("peer_id", "direction", "remote_collection", "local_collection",
                      name="uq_peer_links"),
+    sqlite_autoincrement=True,
 )
 
 # Object versions a peer refused on push, retried with backoff until accepted.

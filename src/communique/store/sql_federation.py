@@ -7,7 +7,7 @@ file that holds it.
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import Connection, delete, select, tuple_, update
 
@@ -25,13 +25,18 @@ class FederationSql:
     conn: Connection
 
     # -- keys ----------------------------------------------------------------------
-    def put_key(self, key: PublicKey) -> None:
-        """Add a key, or replace what is known of it (same key id)."""
-        self.conn.execute(delete(s.trusted_keys).where(s.trusted_keys.c.kid == key.kid))
+    def put_key(self, key: PublicKey) -> bool:
+        """Add a key not known yet; return False (changing nothing) if its id is known."""
+        known = self.conn.execute(select(s.trusted_keys.c.kid).where(
+            s.trusted_keys.c.kid == key.kid)).first()
+        if known:
+            return False
         self.conn.execute(s.trusted_keys.insert().values(**asdict(key)))
+        return True
 
     def list_keys(self, *, identity_id: str | None = None,
                   state: str | None = None) -> list[PublicKey]:
+        """Return known keys, oldest first (of one identity, in one state, if given)."""
         k = s.trusted_keys
         sql = select(*(k.c[f.name] for f in fields(PublicKey))).order_by(k.c.added, k.c.kid)
         if identity_id is not None:
@@ -41,11 +46,13 @@ class FederationSql:
         return [PublicKey(*row) for row in self.conn.execute(sql)]
 
     def set_key_state(self, kid: str, state: str, *, now: int) -> bool:
+        """Mark a key trusted, pending or retired."""
         return bool(self.conn.execute(update(s.trusted_keys).where(
             s.trusted_keys.c.kid == kid).values(state=state, decided=now)).rowcount)
 
     # -- peers and links -----------------------------------------------------------
     def add_peer(self, peer: Peer, links: Sequence[PeerLink]) -> Peer:
+        """Record a peer and its links; return it with its id."""
         values = {k: v for k, v in asdict(peer).items() if k != "id"}
         peer_id = self.conn.execute(s.peers.insert().values(**values)).inserted_primary_key[0]
         for link in links:
@@ -68,6 +75,7 @@ class FederationSql:
         self.conn.execute(delete(s.peers).where(s.peers.c.id == peer_id))
 
     def links_of(self, peer_id: int | None = None) -> list[PeerLink]:
+        """Return the links of one peer (or of all), in the order they were added."""
         pl = s.peer_links
         sql = select(*(pl.c[name] for name in _LINK_COLUMNS)).order_by(pl.c.id)
         if peer_id is not None:
@@ -75,24 +83,34 @@ class FederationSql:
         return [PeerLink(*row) for row in self.conn.execute(sql)]
 
     def update_link(self, link_id: int, **values: Any) -> None:
-        assert set(values) <= _UPDATABLE, set(values) - _UPDATABLE
+        """Record where a link stands (position, outcome of the last run, counts)."""
+        if not set(values) <= _UPDATABLE:
+            raise ValueError(f"not link state: {sorted(set(values) - _UPDATABLE)}")
         self.conn.execute(update(s.peer_links).where(s.peer_links.c.id == link_id).values(**values))
+
+    def received_levels(self, collection_id: str) -> frozenset[int]:
+        """Return the TLP levels of the versions in a collection that came from peers."""
+        o = s.objects
+        rows = self.conn.execute(select(o.c.tlp).where(
+            o.c.collection_id == collection_id, o.c.origin_peer.is_not(None)).distinct())
+        return frozenset(int(level) for (level,) in rows if level is not None)
 
     # -- push retries --------------------------------------------------------------
     def add_retries(self, link_id: int, failures: Sequence[tuple[str, int, str]], *,
-                    next_try: int) -> None:
-        """Record versions the peer refused (id, version, reason); count repeated attempts."""
+                    now: int, backoff: Callable[[int], int]) -> None:
+        """Record versions the peer refused (id, version, reason), each to be offered again
+        after ``backoff(attempts so far)``."""
         r = s.push_retries
         for stix_id, version, reason in failures:
             key = (r.c.link_id == link_id, r.c.stix_id == stix_id, r.c.version == version)
-            attempts = self.conn.execute(select(r.c.attempts).where(*key)).scalar()
-            if attempts is None:
-                self.conn.execute(r.insert().values(link_id=link_id, stix_id=stix_id,
-                                                    version=version, reason=reason[:2000],
-                                                    attempts=1, next_try=next_try))
+            attempts = self.conn.execute(select(r.c.attempts).where(*key)).scalar() or 0
+            values = {"reason": reason[:2000], "attempts": attempts + 1,
+                      "next_try": now + backoff(attempts)}
+            if attempts:
+                self.conn.execute(update(r).where(*key).values(**values))
             else:
-                self.conn.execute(update(r).where(*key).values(
-                    reason=reason[:2000], attempts=attempts + 1, next_try=next_try))
+                self.conn.execute(r.insert().values(link_id=link_id, stix_id=stix_id,
+                                                    version=version, **values))
 
     def due_retries(self, link_id: int, *, now: int, limit: int) -> list[tuple[str, int, int]]:
         """Return (id, version, attempts) of refused versions whose retry time has come."""

@@ -31,6 +31,10 @@ class PeerError(CommuniqueError):
     status = 502
     title = "Peer failed"
 
+    def __init__(self, description: str = "", *, status_code: int | None = None) -> None:
+        super().__init__(_printable(description))
+        self.status_code = status_code  # the peer's HTTP status, when it answered one
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectsPage:
@@ -50,6 +54,7 @@ class TaxiiClient:
                  attempts: int = 3, transport: httpx.BaseTransport | None = None) -> None:
         self.url = api_root_url if api_root_url.endswith("/") else api_root_url + "/"
         self.attempts = attempts
+        self.timeout = timeout
         headers = {"Accept": TAXII, "User-Agent": "communique-sync"}
         auth = None
         if ":" in token:  # USER:PASSWORD: HTTP Basic, which every TAXII 2.1 client must offer
@@ -116,7 +121,8 @@ class TaxiiClient:
 
     def status(self, status_id: str) -> dict[str, Any]:
         """§4.3 Get Status."""
-        return self._json_object(self._request("GET", f"{self.url}status/{status_id}/"))
+        return self._json_object(self._request(
+            "GET", f"{self.url}status/{quote(status_id, safe='')}/"))
 
     # -- plumbing ----------------------------------------------------------------------
     def _objects_url(self, collection: str) -> str:
@@ -129,7 +135,7 @@ class TaxiiClient:
         for attempt in range(1, attempts + 1):
             try:
                 with self._http.stream(method, url, **kwargs) as response:
-                    body = _read_capped(response)
+                    body = _read_capped(response, time.monotonic() + 4 * self.timeout)
             except httpx.TimeoutException:
                 problem = "did not answer in time"
             except httpx.HTTPError as exc:
@@ -139,7 +145,8 @@ class TaxiiClient:
                     return response, body
                 problem = f"answered {response.status_code}{_reason(body)}"
                 if response.status_code not in _RETRIED:
-                    raise PeerError(f"{method} {url}: the peer {problem}")
+                    raise PeerError(f"{method} {url}: the peer {problem}",
+                                    status_code=response.status_code)
             if attempt < attempts:
                 time.sleep(min(0.25 * 2 ** attempt, 4.0))
         raise PeerError(f"{method} {url}: the peer {problem} ({attempts} attempts)")
@@ -159,14 +166,22 @@ class TaxiiClient:
         return value
 
 
-def _read_capped(response: httpx.Response) -> bytes:
+def _read_capped(response: httpx.Response, deadline: float) -> bytes:
+    """Read an answer of bounded size within a deadline (a peer trickling bytes is cut off)."""
     chunks, size = [], 0
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > _MAX_RESPONSE:
             raise PeerError(f"the peer's answer is larger than {_MAX_RESPONSE // 2**20} MiB")
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the answer took too long as a whole")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _printable(text: str) -> str:
+    """Drop control characters (a peer's text reaches terminals and web pages)."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def _added(answer: tuple[httpx.Response, bytes], which: str) -> int | None:

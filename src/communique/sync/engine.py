@@ -17,11 +17,12 @@ from typing import Callable
 import httpx
 
 from communique import audit, ingest, node, timestamps
-from communique.errors import CommuniqueError
-from communique.provenance import publish
-from communique.store.base import Peer, PeerLink, PublicKey, Store
+from communique.errors import BadRequest, CommuniqueError, Conflict
+from communique.provenance import trust
+from communique.store.base import Peer, PeerLink, Store
 from communique.sync.client import PeerError, TaxiiClient
-from communique.sync.pull import MAX_PAGES, Moved, pull
+from communique.sync.common import MAX_PAGES, Moved, peer_actor
+from communique.sync.pull import pull
 from communique.sync.push import push
 from communique.taxii.resources import IDENTITY_PROPERTY
 
@@ -65,6 +66,9 @@ def sync_peer(store: Store, peer: Peer, options: Options = Options(),
             check_identity(store, peer, root)
         except CommuniqueError as exc:
             return [_failed(store, peer, link, exc.description) for link in links]
+        except Exception as exc:  # hostile input must not escape as a crash of the scheduler
+            message = f"internal error: {type(exc).__name__}: {exc}"[:500]
+            return [_failed(store, peer, link, message) for link in links]
         limit = root.get("max_content_length")
         limit = limit if isinstance(limit, int) and limit > 1024 else 1024 * 1024
         provenance = ingest.Provenance(node.keyring(store), accept_invalid=options.accept_invalid)
@@ -109,7 +113,7 @@ def _failed(store: Store, peer: Peer, link: PeerLink, message: str) -> LinkRun:
         backoff = min(peer.every_seconds * 1_000_000 * 2 ** min(errors - 1, 10), _BACKOFF_MAX_US)
         tx.update_link(link.id, last_attempt=now, last_error=message[:2000],
                        errors_in_row=errors, next_due=now + backoff)
-        tx.append_audit(audit.Actor(f"peer:{peer.name}", "", "sync").event(
+        tx.append_audit(peer_actor(peer).event(
             f"sync.{link.direction}", target=link.local_collection, outcome=audit.FAILED,
             peer=peer.name, remote=link.remote_collection, error=message[:500]), now=now)
     return LinkRun(link, error=message)
@@ -123,7 +127,7 @@ def read_token(path: str) -> str:
         raise PeerError(f"cannot read the peer's token file {path}: "
                         f"{getattr(exc, 'strerror', None) or exc}") from None
     token = text.strip().splitlines()[0].strip() if text.strip() else ""
-    if not token or len(token) > 4096 or not token.isprintable():
+    if not token or len(token) > 4096 or not token.isprintable() or not token.isascii():
         raise PeerError(f"the token file {path} does not hold a token on its first line")
     return token
 
@@ -136,29 +140,40 @@ def check_identity(store: Store, peer: Peer, root: dict) -> None:
     if announced is None:
         raise PeerError("the peer no longer publishes its node identity; its key cannot be "
                         "checked (remove and add the peer again if this is expected)")
-    identity_id, jwks = publish.signing_keys_of(announced)
+    try:
+        identity_id, jwks = trust.announced_keys(announced)
+    except BadRequest as exc:
+        raise PeerError(f"the peer's node identity is unusable: {exc.description}") from None
     if identity_id != peer.identity_id:
         raise PeerError(f"the peer now presents identity {identity_id}, not the pinned "
                         f"{peer.identity_id}: synchronisation stopped")
     now = timestamps.now_us()
-    with store.write() as tx:
-        known = {k.kid for k in tx.list_keys(identity_id=identity_id)}
-        for jwk in jwks:
-            if jwk["kid"] not in known:
-                tx.put_key(PublicKey(jwk["kid"], identity_id, jwk["x"], "pending",
-                                     f"peer {peer.name}", now))
-                tx.append_audit(audit.Actor(f"peer:{peer.name}", "", "sync").event(
-                    "key.pending", target=identity_id, key=jwk["kid"], peer=peer.name), now=now)
+    try:
+        with store.write() as tx:
+            trust.hold_new(tx, identity_id=identity_id, jwks=jwks, source=f"peer {peer.name}",
+                           now=now, actor=peer_actor(peer))
+    except Conflict as exc:
+        raise PeerError(f"{exc.description}: synchronisation stopped") from None
 
 
-def run_due(store: Store, options: Options = Options()) -> list[LinkRun]:
-    """Run every peer that has a link due now (the scheduler's tick)."""
+def run_due(store: Store, options: Options = Options(),
+            renew: Callable[[], None] = lambda: None) -> list[LinkRun]:
+    """Run every peer that has a link due now (the scheduler's tick); ``renew`` is called
+    before each peer (the scheduler renews its lease there)."""
     now = timestamps.now_us()
     with store.read() as tx:
         peers = {p.id: p for p in tx.list_peers()}
         due = {link.peer_id for link in tx.links_of() if link.next_due <= now}
     runs: list[LinkRun] = []
     for peer_id in sorted(due):
-        if peer_id in peers:
+        if peer_id not in peers:
+            continue
+        renew()
+        try:
             runs.extend(sync_peer(store, peers[peer_id], options))
+        except Exception as exc:  # one peer's failure (or a bug) never stops the others
+            with store.read() as tx:
+                links = tx.links_of(peer_id)
+            message = f"internal error: {type(exc).__name__}: {exc}"[:500]
+            runs.extend(_failed(store, peers[peer_id], link, message) for link in links)
     return runs

@@ -1,4 +1,4 @@
-"""Managing peers: add one (pinning its key), remove it, approve a changed key, report state."""
+"""Managing peers: add one (pinning its key), remove it."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from communique import access, audit, timestamps
+from communique import access, audit, node, timestamps
 from communique.errors import BadRequest, Conflict, NotFound
-from communique.provenance import keys, publish, signatures
-from communique.provenance.signatures import Status, TrustedKey
+from communique.provenance import trust
 from communique.stix.markings import Tlp
-from communique.store.base import Collection, Peer, PeerLink, PublicKey, Store
+from communique.store.base import Collection, Peer, PeerLink, Store
 from communique.sync.client import PeerError, TaxiiClient
 from communique.sync.engine import Options, read_token
 from communique.taxii.resources import IDENTITY_PROPERTY
@@ -72,14 +71,14 @@ def add_peer(store: Store, *, name: str, url: str, token_file: str, pulls: list[
                         f"not {fingerprint}: not added")
     now = timestamps.now_us()
     with store.write() as tx:
+        if identity_id is not None and identity_id == tx.get_setting(node.IDENTITY):
+            raise PeerError("the peer presents this node's own identity: not added")
         peer = tx.add_peer(Peer(0, name, url if url.endswith("/") else url + "/",
                                 str(Path(token_file).resolve()), peer_org.id, local_org.id,
                                 int(max_tlp), every_seconds, identity_id, now), links)
         if jwk is not None and identity_id is not None:
-            tx.put_key(PublicKey(jwk["kid"], identity_id, jwk["x"], "trusted",
-                                 f"peer {name}", now, now))
-            tx.append_audit(actor.event("key.pin", target=identity_id, key=jwk["kid"],
-                                        peer=name), now=now)
+            trust.pin(tx, identity_id=identity_id, jwk=jwk, source=f"peer {name}", now=now,
+                      actor=actor)
         tx.append_audit(actor.event(
             "peer.add", target=name, url=peer.url, max_tlp=Tlp(max_tlp).word,
             pulls=[f"{m.remote}={m.local}" for m in pulls],
@@ -97,31 +96,13 @@ def remove_peer(store: Store, name: str, *, actor: audit.Actor = audit.OPERATOR)
         tx.append_audit(actor.event("peer.remove", target=name), now=timestamps.now_us())
 
 
-def approve_key(store: Store, kid: str, *, actor: audit.Actor = audit.OPERATOR) -> PublicKey:
-    """Trust a pending key (a peer's new key); the identity's other keys are retired."""
-    now = timestamps.now_us()
-    with store.write() as tx:
-        found = [k for k in tx.list_keys() if k.kid == kid]
-        if not found or found[0].state != "pending":
-            raise NotFound(f"no key {kid!r} waits for approval (`communique key list`)")
-        key = found[0]
-        for old in tx.list_keys(identity_id=key.identity_id, state="trusted"):
-            tx.set_key_state(old.kid, "retired", now=now)
-        tx.set_key_state(kid, "trusted", now=now)
-        tx.append_audit(actor.event("key.approve", target=key.identity_id, key=kid), now=now)
-    return key
-
-
 def _pinned_key(identity: object) -> tuple[str, dict[str, str]]:
     """Return the identity id and first key of a peer's identity, after its self-signature."""
-    identity_id, jwks = publish.signing_keys_of(identity)
-    jwk = jwks[0]
-    ring = {jwk["kid"]: TrustedKey(identity_id, jwk["kid"], keys.import_public(jwk))}
-    verdict = signatures.verify(identity, ring)  # type: ignore[arg-type]
-    if verdict.status is not Status.VERIFIED:
-        raise PeerError("the peer's identity is not signed by the key it announces "
-                        f"({verdict.reason or verdict.status.word}): not added")
-    return identity_id, jwk
+    try:
+        identity_id, jwks = trust.announced_keys(identity)
+    except BadRequest as exc:
+        raise PeerError(f"{exc.description}: not added") from None
+    return identity_id, jwks[0]
 
 
 def _check_basics(name: str, url: str, every: int, pulls: list, pushes: list) -> None:
@@ -154,7 +135,7 @@ def _check_pull_destinations(store: Store, links: list[PeerLink], collections: l
             continue
         destination = by_id[link.local_collection]
         with store.read() as tx:
-            readers = frozenset(g.org_id for g in tx.grants_on(destination.id) if g.can_read)
+            readers = access.readers(tx.grants_on(destination.id))
         for level in (Tlp.GREEN, Tlp.AMBER):
             if level <= max_tlp:
                 rule = access.refusal_to_pull(level, max_tlp=max_tlp, destination=destination,

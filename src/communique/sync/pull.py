@@ -13,42 +13,23 @@ objects arriving from another node (``access.refusal_to_pull``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 from communique import access, audit, ingest, timestamps
 from communique.stix.markings import Tlp
 from communique.store.base import Collection, Peer, PeerLink, Store
 from communique.sync.client import ObjectsPage, PeerError, TaxiiClient
+from communique.sync.common import MAX_PAGES, PAGE, Moved, local_collection, peer_actor
 
-PAGE = 1000
-MAX_PAGES = 10_000  # per run: a peer that pages forever is cut off, and resumed next time
 RESTARTS = 3  # per run: a failed page request is asked again from the saved point
-
-
-@dataclass
-class Moved:
-    """What one run of a link did."""
-
-    added: int = 0
-    duplicate: int = 0
-    refused: int = 0
-    pages: int = 0
-    complete: bool = False
-    reasons: dict[str, int] | None = None  # refusal reason: count (first few kinds)
-
-    def note(self, reason: str) -> None:
-        self.reasons = self.reasons or {}
-        if reason in self.reasons or len(self.reasons) < 20:
-            self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
 def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
          provenance: ingest.Provenance, page_size: int = PAGE, max_pages: int = MAX_PAGES,
          progress: Callable[[int], None] = lambda n: None) -> Moved:
     """Run one pull link until the peer has nothing newer (or ``max_pages`` pages)."""
-    destination = _collection(store, link.local_collection)
-    actor = audit.Actor(f"peer:{peer.name}", "", "sync")
+    destination, readers = local_collection(store, link.local_collection)
+    actor = peer_actor(peer)
     moved = Moved()
     committed = link.position       # the saved resume point: everything up to it is here
     last_seen = committed           # the newest date_added received so far
@@ -74,7 +55,8 @@ def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
         resume = last_seen if not page.more or last_seen is None else max(
             last_seen - 1, committed if committed is not None else last_seen - 1)
         _store_page(store, page.objects, peer=peer, link=link, destination=destination,
-                    provenance=provenance, actor=actor, position=resume, moved=moved)
+                    readers=readers, provenance=provenance, actor=actor, position=resume,
+                    moved=moved)
         committed = resume
         progress(len(page.objects))
         if not page.more:
@@ -110,19 +92,15 @@ def _check(page: ObjectsPage, *, requested: int | None, last_seen: int | None,
 
 
 def _store_page(store: Store, objects: list, *, peer: Peer, link: PeerLink,
-                destination: Collection, provenance: ingest.Provenance, actor: audit.Actor,
-                position: int | None, moved: Moved) -> None:
+                destination: Collection, readers: frozenset[int],
+                provenance: ingest.Provenance, actor: audit.Actor, position: int | None,
+                moved: Moved) -> None:
     """Check one page, store what may be stored and move the resume point, in one transaction."""
     checked = ingest.check(objects, provenance)
-    with store.read() as tx:
-        readers = frozenset(g.org_id for g in tx.grants_on(destination.id) if g.can_read)
-
-    def rule(obj: object) -> str | None:
-        return access.refusal_to_pull(
-            getattr(obj, "tlp"), max_tlp=Tlp(peer.max_tlp), destination=destination,
-            destination_readers=readers, entitled_org=peer.local_org_id)
-
-    checked = ingest.refuse_where(checked, rule)
+    checked = ingest.refuse_where(checked, lambda obj: access.refusal_to_pull(
+        obj.tlp, max_tlp=Tlp(peer.max_tlp), destination=destination,
+        destination_readers=readers, entitled_org=peer.local_org_id))
+    checked = ingest.as_received(checked)
     now = timestamps.now_us()
     with store.write() as tx:
         results = ingest.store_checked(tx, checked, collection=destination, actor=actor,
@@ -144,11 +122,3 @@ def _store_page(store: Store, objects: list, *, peer: Peer, link: PeerLink,
     moved.refused += len(refused)
     for result in refused:
         moved.note(result.message)
-
-
-def _collection(store: Store, collection_id: str) -> Collection:
-    with store.read() as tx:
-        found = [c for c in tx.list_collections() if c.id == collection_id]
-    if not found:
-        raise PeerError(f"the local collection {collection_id} no longer exists")
-    return found[0]

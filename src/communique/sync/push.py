@@ -16,10 +16,11 @@ import orjson
 
 from communique import access, audit, timestamps
 from communique.provenance import signatures
+from communique.stix import markings
 from communique.stix.markings import Tlp
 from communique.store.base import Collection, Peer, PeerLink, Record, Store
 from communique.sync.client import PeerError, TaxiiClient
-from communique.sync.pull import MAX_PAGES, PAGE, Moved, _collection
+from communique.sync.common import MAX_PAGES, PAGE, Moved, local_collection, peer_actor
 from communique.taxii import filters
 from communique.taxii.filters import Query
 
@@ -32,12 +33,11 @@ def push(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
          max_content_length: int, max_pages: int = MAX_PAGES,
          progress: Callable[[int], None] = lambda n: None) -> Moved:
     """Run one push link: retries that are due, then everything added since the last run."""
-    source = _collection(store, link.local_collection)
+    source, readers = local_collection(store, link.local_collection)
     with store.read() as tx:
-        readers = frozenset(g.org_id for g in tx.grants_on(source.id) if g.can_read)
         same_node = frozenset(p.id for p in tx.list_peers() if p.id == peer.id or p.url == peer.url
                               or (peer.identity_id and p.identity_id == peer.identity_id))
-    actor = audit.Actor(f"peer:{peer.name}", "", "sync")
+    actor = peer_actor(peer)
     moved = Moved()
     _retry_due(store, peer, link, client, source, readers, max_content_length, actor, moved)
     position = link.position
@@ -66,7 +66,10 @@ def _offer(store: Store, peer: Peer, link: PeerLink, client: TaxiiClient, source
     held = 0
     for record in records:
         level = Tlp(source.default_tlp if record.tlp is None else record.tlp)
-        rule = access.refusal_to_push(level, stored_level=record.tlp, max_tlp=Tlp(peer.max_tlp),
+        # what the object itself says (an object pulled unmarked is stored at AMBER here,
+        # but would take the peer's default there)
+        marked = markings.level_of(orjson.loads(record.body or b"{}"))
+        rule = access.refusal_to_push(level, stored_level=marked, max_tlp=Tlp(peer.max_tlp),
                                       peer_org=peer.org_id, source_readers=readers)
         if rule:
             held += 1
@@ -75,14 +78,15 @@ def _offer(store: Store, peer: Peer, link: PeerLink, client: TaxiiClient, source
             allowed.append(record)
     accepted: list[tuple[str, int]] = []
     failures: list[tuple[str, int, str]] = []
-    for envelope in _envelopes(allowed, max_content_length):
-        status = client.add_objects(link.remote_collection, [r.body or b"" for r in envelope])
-        status = _finished(client, status)
-        refused = _failures(status)
-        for record in envelope:
-            reason = refused.get(record.stix_id)
-            if reason is not None and _already_there(client, link, record):
-                reason = None  # refused because it is there already (some servers say so)
+    fitting = []
+    for record in allowed:
+        if len(record.body or b"") + 64 > max_content_length:  # can never go: say so, move on
+            held += 1
+            moved.note(f"larger than the peer accepts ({max_content_length} bytes per request)")
+        else:
+            fitting.append(record)
+    for envelope in _envelopes(fitting, max_content_length):
+        for record, reason in _send(client, link, envelope):
             if reason is None:
                 accepted.append((record.stix_id, record.version))
             else:
@@ -100,9 +104,7 @@ def _offer(store: Store, peer: Peer, link: PeerLink, client: TaxiiClient, source
         tx.update_link(link.id, **values)
         tx.clear_retries(link.id, accepted)
         if failures:
-            attempts = {k[:2]: a for *k, a in tx.due_retries(link.id, now=2**62, limit=10_000)}
-            backoff = min(_RETRY_BASE_US * 2 ** max(attempts.values(), default=0), _RETRY_MAX_US)
-            tx.add_retries(link.id, failures, next_try=now + backoff)
+            tx.add_retries(link.id, failures, now=now, backoff=_backoff)
         if records:
             tx.append_audit(actor.event(
                 "sync.push", target=f"{source.api_root}/{source.id}",
@@ -131,6 +133,57 @@ def _retry_due(store: Store, peer: Peer, link: PeerLink, client: TaxiiClient,
                moved, position=None, retrying=True)
 
 
+class Unfinished(PeerError):
+    """The peer's status resource stayed pending: the objects are offered again later."""
+
+
+def _send(client: TaxiiClient, link: PeerLink,
+          envelope: list[Record]) -> list[tuple[Record, str | None]]:
+    """Post one envelope; return each record with the peer's reason for refusing it (or None).
+
+    An envelope the peer turns down whole (400, 413, 422) is split in two until the
+    objects it will not take are found; a status that does not finish, or that counts
+    failures it does not name, leaves the unnamed objects to be tried again.
+    """
+    try:
+        status = _finished(client, client.add_objects(
+            link.remote_collection, [r.body or b"" for r in envelope]))
+    except Unfinished as exc:
+        return [(record, exc.description) for record in envelope]
+    except PeerError as exc:
+        if exc.status_code not in (400, 413, 422):
+            raise
+        if len(envelope) == 1:
+            return [(envelope[0], exc.description)]
+        half = len(envelope) // 2
+        return _send(client, link, envelope[:half]) + _send(client, link, envelope[half:])
+    refused = _failures(status)
+    named = set(refused)
+    successes = {item.get("id") for item in status.get("successes") or []
+                 if isinstance(item, dict)}
+    unnamed = _count(status, "failure_count") > len(refused)
+    outcome = []
+    for record in envelope:
+        reason = refused.get(record.stix_id)
+        if reason is None and unnamed and record.stix_id not in successes \
+                and record.stix_id not in named:
+            reason = "the peer counted failures without naming them"
+        if reason is not None and _already_there(client, link, record):
+            reason = None  # refused because it is there already (some servers say so)
+        outcome.append((record, reason))
+    return outcome
+
+
+def _count(status: dict, name: str) -> int:
+    value = status.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _backoff(attempts: int) -> int:
+    """Return how long to wait before offering a refused object again (µs)."""
+    return min(_RETRY_BASE_US * 2 ** min(attempts, 20), _RETRY_MAX_US)
+
+
 def _envelopes(records: list[Record], max_content_length: int) -> Iterator[list[Record]]:
     """Group records into envelopes whose JSON stays within the peer's limit."""
     budget = max_content_length - 64
@@ -138,9 +191,6 @@ def _envelopes(records: list[Record], max_content_length: int) -> Iterator[list[
     size = 0
     for record in records:
         length = len(record.body or b"") + 1
-        if length > budget:
-            raise PeerError(f"{record.stix_id} is larger than the peer accepts "
-                            f"({max_content_length} bytes per request)")
         if batch and size + length > budget:
             yield batch
             batch, size = [], 0
@@ -160,7 +210,7 @@ def _finished(client: TaxiiClient, status: dict) -> dict:
             raise PeerError("the peer's status resource has no id")
         status = client.status(status_id)
     if status.get("status") != "complete":
-        raise PeerError("the peer did not finish processing the objects in time")
+        raise Unfinished("the peer did not finish processing the objects in time")
     return status
 
 

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("every_seconds", sa.Integer, nullable=False),
         sa.Column("identity_id", sa.String(300), nullable=True),
         sa.Column("created", sa.BigInteger, nullable=False),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "peer_links",
@@ -64,6 +65,7 @@ def upgrade() -> None:
         sa.Column("refused", sa.BigInteger, nullable=False, server_default="0"),
         sa.UniqueConstraint("peer_id", "direction", "remote_collection", "local_collection",
                             name="uq_peer_links"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "push_retries",
