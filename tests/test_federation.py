@@ -146,6 +146,7 @@ def test_push_sends_what_the_peer_org_may_read_and_never_returns_an_object(pair:
     pusher = pair.b.member(A, role="analyst")
     push_token = pair.token_file.parent / "push.token"
     push_token.write_text(pusher.token)
+    push_token.chmod(0o600)
     author = pair.a.member(A)
     levels = [Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.RED, None]
     pair.a.post(author, outbox, [marked(i, level) for i, level in enumerate(levels)])

@@ -163,3 +163,17 @@ def test_objects_added_on_the_home_page_are_signed(pair: Pair) -> None:
     refused = browser.post(f"{pair.a.url}/web/objects", data={
         "csrf": "wrong", "collection": f"default/{own}", "objects": json.dumps([good])})
     assert refused.status_code == 403
+
+
+def test_token_files_and_plain_http_are_checked(pair: Pair) -> None:
+    """A token file others may read is refused, and so is http:// beyond this machine."""
+    db = pair.a.database_url
+    base = ["peer", "add", "b", "--pull", "intel=from-b", "--org", B, "--as", A]
+    pair.token_file.chmod(0o644)
+    assert "may be read by others" in cli(db, *base, "--url", f"{pair.b.root}/",
+                                          "--token-file", str(pair.token_file), code=1)
+    pair.token_file.chmod(0o600)
+    assert "travel in clear" in cli(db, *base, "--url", "http://peer.example/default/",
+                                    "--token-file", str(pair.token_file), code=1)
+    assert "pinned key" in cli(db, *base, "--url", f"{pair.b.root}/", "--token-file",
+                               str(pair.token_file))

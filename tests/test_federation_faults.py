@@ -181,6 +181,7 @@ def test_an_object_the_peer_refuses_is_retried_until_accepted(pair: Pair) -> Non
     pusher = pair.b.member(A)
     push_token = pair.token_file.parent / "push.token"
     push_token.write_text(pusher.token)
+    push_token.chmod(0o600)
     clash = marked(1, Tlp.GREEN)
     pair.b.post(pair.writer, inbox, [{**clash, "name": "B's own"}])
     pair.a.post(pair.a.member(A), outbox, [clash, marked(2, Tlp.GREEN)])
@@ -233,6 +234,7 @@ def test_three_nodes_in_a_ring_converge(request: pytest.FixtureRequest, tmp_path
             member = nodes[there].member(here)
             path = tmp_path / f"{here}-on-{there}.token"
             path.write_text(member.token)
+            path.chmod(0o600)
             tokens[here, there] = path
 
         def link(here: str, there: str, pulls: bool, pushes: bool) -> None:

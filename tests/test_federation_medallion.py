@@ -159,15 +159,18 @@ def test_pull_from_medallion_keeps_to_tlp_and_resumes(new_node: NodeFactory, tmp
 
         [again] = sync(a, options=options)
         assert again.error is None and again.moved is not None and again.moved.complete
-        assert (again.moved.added, again.moved.duplicate, again.moved.refused,
-                again.moved.pages) == (0, 0, 0, 1)
+        # medallion is not a Communiqué node: each run reads again the last seconds it saw
+        # (all of this test's objects were added within them); nothing new is stored
+        assert again.moved.added == 0
+        assert again.moved.duplicate + again.moved.refused == 31
+        assert len(stored(a, private)) == 21
         assert link_of(a).position == link.position
 
         fresh = [marked(100 + i, Tlp.GREEN) for i in range(3)]
         server.add(server.intel, fresh)
         [third] = sync(a, options=options)
         assert third.error is None and third.moved is not None
-        assert (third.moved.added, third.moved.duplicate) == (3, 0)
+        assert third.moved.added == 3  # and the overlap read again as duplicates
         assert len(stored(a, private)) == 24
         assert link_of(a).position > link.position
 

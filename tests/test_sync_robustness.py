@@ -132,6 +132,7 @@ def test_a_broken_peer_does_not_stop_the_others(pair: Pair, tmp_path: Path) -> N
     pair.add_peer()
     broken_token = tmp_path / "broken.token"
     broken_token.write_text(pair.token_file.read_text())
+    broken_token.chmod(0o600)
     pair.add_peer(name="a-broken", token_file=str(broken_token))
     with pair.a.store.write() as tx:  # the broken one now points at nothing
         from sqlalchemy import update
@@ -162,9 +163,9 @@ def test_one_scheduler_at_a_time(pair: Pair) -> None:
     assert scheduler.claim(pair.a.store, "one", now=now)
     assert not scheduler.claim(pair.a.store, "two", now=now + 1)
     assert scheduler.claim(pair.a.store, "one", now=now + 2)  # renewal
-    assert scheduler.claim(pair.a.store, "two", now=now + 61 * 1_000_000)  # lapsed
+    assert scheduler.claim(pair.a.store, "two", now=now + 301 * 1_000_000)  # lapsed
     scheduler.release(pair.a.store, "two")
-    assert scheduler.claim(pair.a.store, "three", now=now + 62 * 1_000_000)
+    assert scheduler.claim(pair.a.store, "three", now=now + 302 * 1_000_000)
 
 
 def test_the_scheduler_thread_synchronises_due_peers(pair: Pair) -> None:

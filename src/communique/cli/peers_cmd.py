@@ -63,10 +63,12 @@ def peer() -> None:
               help="The organisation here that the token stands for at the peer.")
 @click.option("--fingerprint", default=None,
               help="Expected key fingerprint of the peer, checked before it is pinned.")
+@click.option("--allow-http", is_flag=True,
+              help="Accept an http:// URL that is not on this machine (the token travels in clear).")
 @with_store
 def peer_add(store: Store, name: str, url: str, token_file: str, pulls: tuple[str, ...],
              pushes: tuple[str, ...], every: int, max_tlp: Tlp, org: str, as_org: str,
-             fingerprint: str | None) -> None:
+             fingerprint: str | None, allow_http: bool) -> None:
     """Add a peer: check its API root, pin its signing key, record its links."""
     from communique.sync import peers
 
@@ -77,7 +79,7 @@ def peer_add(store: Store, name: str, url: str, token_file: str, pulls: tuple[st
         pulls=[peers.parse_mapping(p, push=False) for p in pulls],
         pushes=[peers.parse_mapping(p, push=True) for p in pushes], every_seconds=every,
         max_tlp=max_tlp, org=org, as_org=as_org, fingerprint=fingerprint,
-        options=_options(store))
+        allow_http=allow_http, options=_options(store))
     click.echo(f"peer {name} added ({len(pulls)} pull, {len(pushes)} push, every {every} s, "
                f"up to {max_tlp.label})")
     if added.kid:

@@ -31,6 +31,22 @@ class AccountsSql:
         if done.rowcount == 0:
             self.conn.execute(s.node_settings.insert().values(name=name, value=value))
 
+    def swap_setting(self, name: str, expected: str | None, value: str) -> bool:
+        """Set ``name`` to ``value`` only if it still holds ``expected``; say if it did.
+
+        One statement, so that two processes racing for it cannot both win.
+        """
+        n = s.node_settings
+        if expected is None:
+            try:
+                with self.conn.begin_nested():
+                    self.conn.execute(n.insert().values(name=name, value=value))
+            except IntegrityError:
+                return False
+            return True
+        return bool(self.conn.execute(update(n).where(
+            n.c.name == name, n.c.value == expected).values(value=value)).rowcount)
+
     # -- organisations, users, tokens ----------------------------------------------
     def add_organisation(self, name: str, *, now: int) -> Organisation:
         try:

@@ -10,6 +10,7 @@ goes on; a peer that fails as a whole marks all its links.
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -122,6 +123,8 @@ def _failed(store: Store, peer: Peer, link: PeerLink, message: str) -> LinkRun:
 def read_token(path: str) -> str:
     """Return the token in ``path`` (its first line), or raise saying why it cannot be used."""
     try:
+        if Path(path).stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise PeerError(f"the token file {path} may be read by others: run `chmod 600 {path}`")
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PeerError(f"cannot read the peer's token file {path}: "

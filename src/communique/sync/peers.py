@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,10 +46,10 @@ def parse_mapping(untrusted: str, *, push: bool) -> Mapping:
 
 def add_peer(store: Store, *, name: str, url: str, token_file: str, pulls: list[Mapping],
              pushes: list[Mapping], every_seconds: int, max_tlp: Tlp, org: str, as_org: str,
-             fingerprint: str | None = None, options: Options = Options(),
-             actor: audit.Actor = audit.OPERATOR) -> Added:
+             fingerprint: str | None = None, allow_http: bool = False,
+             options: Options = Options(), actor: audit.Actor = audit.OPERATOR) -> Added:
     """Check everything a peer needs, pin its key, and record it with its links."""
-    _check_basics(name, url, every_seconds, pulls, pushes)
+    _check_basics(name, url, every_seconds, pulls, pushes, allow_http)
     token = read_token(str(Path(token_file)))
     with store.read() as tx:
         if tx.find_peer(name):
@@ -105,7 +106,8 @@ def _pinned_key(identity: object) -> tuple[str, dict[str, str]]:
     return identity_id, jwks[0]
 
 
-def _check_basics(name: str, url: str, every: int, pulls: list, pushes: list) -> None:
+def _check_basics(name: str, url: str, every: int, pulls: list, pushes: list,
+                  allow_http: bool) -> None:
     if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").isalnum():
         raise BadRequest("a peer name is 1-100 letters, digits, '-' or '_'")
     parts = urlsplit(url)
@@ -113,10 +115,20 @@ def _check_basics(name: str, url: str, every: int, pulls: list, pushes: list) ->
             or parts.fragment or parts.username or parts.password:
         raise BadRequest("--url must be the peer's TAXII API root URL (http(s)://host/root/), "
                          "without credentials, query or fragment")
+    if parts.scheme == "http" and not allow_http and not _loopback(parts.hostname):
+        raise BadRequest("the token would travel in clear over http://: use https:// "
+                         "(or --allow-http on a network you trust)")
     if not MIN_EVERY <= every <= MAX_EVERY:
         raise BadRequest(f"--every must be between {MIN_EVERY} s and {MAX_EVERY // 86_400} days")
     if not pulls and not pushes:
         raise BadRequest("give at least one --pull or --push")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _link(direction: str, mapping: Mapping, collections: list[Collection]) -> PeerLink:

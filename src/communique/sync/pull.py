@@ -22,6 +22,11 @@ from communique.sync.client import ObjectsPage, PeerError, TaxiiClient
 from communique.sync.common import MAX_PAGES, PAGE, Moved, local_collection, peer_actor
 
 RESTARTS = 3  # per run: a failed page request is asked again from the saved point
+# A Communiqué node hands out date_added in commit order, one per object. Other servers
+# may not (medallion dates a whole request at its start, and lists it while it is still
+# being written), so from them each run asks again for the last few seconds it saw:
+# the copies already here are duplicates, stored once.
+FOREIGN_OVERLAP_US = 5 * 1_000_000
 
 
 def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
@@ -32,8 +37,9 @@ def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
     actor = peer_actor(peer)
     moved = Moved()
     committed = link.position       # the saved resume point: everything up to it is here
-    last_seen = committed           # the newest date_added received so far
-    started_after, following, restarts = committed, None, 0
+    last_seen: int | None = None    # the newest date_added received in this run
+    overlap = 0 if peer.identity_id else FOREIGN_OVERLAP_US
+    started_after, following, restarts = _ask_after(committed, overlap), None, 0
     while moved.pages < max_pages:
         try:
             page = client.get_objects(link.remote_collection, added_after=started_after,
@@ -44,7 +50,7 @@ def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
             # The request may have spent the cursor (medallion's are used up when read):
             # ask again from the saved point rather than risk skipping a page.
             restarts += 1
-            started_after, following = committed, None
+            started_after, following, last_seen = _ask_after(committed, overlap), None, None
             continue
         moved.pages += 1
         _check(page, requested=started_after, last_seen=last_seen, chained=following is not None)
@@ -52,8 +58,9 @@ def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
             last_seen = page.last_added
         # Objects may share one date_added (medallion gives a whole request one) and such a
         # group may span pages: until the last page, resume from just before this page's end.
-        resume = last_seen if not page.more or last_seen is None else max(
-            last_seen - 1, committed if committed is not None else last_seen - 1)
+        resume = last_seen if last_seen is None or not page.more else last_seen - 1
+        if committed is not None and (resume is None or resume < committed):
+            resume = committed  # never move back (an overlap re-reads what is here already)
         _store_page(store, page.objects, peer=peer, link=link, destination=destination,
                     readers=readers, provenance=provenance, actor=actor, position=resume,
                     moved=moved)
@@ -64,9 +71,15 @@ def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
             break
         if page.next:
             following = page.next
-        else:  # no cursor: continue from where this page ended (TAXII 2.1 §3.4)
-            started_after, following = last_seen, None
+        else:  # no cursor: continue from where this page ended (TAXII 2.1 §3.4), and from
+            # another server from just before, in case more objects share its last instant
+            started_after, following = (last_seen if not overlap or last_seen is None
+                                        else last_seen - 1), None
     return moved
+
+
+def _ask_after(position: int | None, overlap: int) -> int | None:
+    return None if position is None else max(position - overlap, 0)
 
 
 def _check(page: ObjectsPage, *, requested: int | None, last_seen: int | None,

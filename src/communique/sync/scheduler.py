@@ -18,8 +18,12 @@ from communique.store.base import Store
 from communique.sync.engine import Options, run_due
 
 LEASE = "sync.lease"
-_LEASE_US = 60 * 1_000_000
+_LEASE_US = 300 * 1_000_000  # renewed before each peer; lapses if its holder dies
 log = logging.getLogger("communique.sync")
+
+
+class LeaseLost(Exception):
+    """Another process took the scheduler's lease (this one was too slow to renew it)."""
 
 
 def claim(store: Store, owner: str, *, now: int) -> bool:
@@ -30,8 +34,12 @@ def claim(store: Store, owner: str, *, now: int) -> bool:
             holder, _, until = value.rpartition("@")
             if holder != owner and until.isdigit() and int(until) > now:
                 return False
-        tx.put_setting(LEASE, f"{owner}@{now + _LEASE_US}")
-    return True
+        return tx.swap_setting(LEASE, value, f"{owner}@{now + _LEASE_US}")
+
+
+def _renew(store: Store, owner: str) -> None:
+    if not claim(store, owner, now=timestamps.now_us()):
+        raise LeaseLost()
 
 
 def release(store: Store, owner: str) -> None:
@@ -50,11 +58,13 @@ def forever(store: Store, stop: threading.Event, options: Options = Options(),
         while not stop.is_set():
             try:
                 if claim(store, owner, now=timestamps.now_us()):
-                    for run in run_due(store, options):
+                    for run in run_due(store, options, renew=lambda: _renew(store, owner)):
                         if run.error:
                             log.warning("sync %s %s -> %s failed: %s", run.link.direction,
                                         run.link.remote_collection, run.link.local_collection,
                                         run.error)
+            except LeaseLost:
+                log.warning("another process took over the sync scheduler")
             except Exception:  # the database may be briefly unavailable; try again next tick
                 log.exception("the sync scheduler's tick failed")
             stop.wait(tick_seconds)
