@@ -119,7 +119,8 @@ def _provenance(obj: StixObject, provenance: Provenance) -> tuple[StixObject, Ve
         verdict = Verdict(Status.VERIFIED, provenance.signed_by)
     extensions = raw.get("extensions")
     digest = (hashlib.sha256(encode(signatures.without_provenance(raw))).digest()
-              if isinstance(extensions, dict) and PROVENANCE_EXTENSION in extensions else None)
+              if isinstance(extensions, dict) and (PROVENANCE_EXTENSION in extensions
+                                                   or not extensions) else None)
     body = obj.body if raw is obj.raw else encode(raw)
     return dataclasses.replace(obj, raw=raw, body=body, signature=int(verdict.status),
                                digest=digest), verdict

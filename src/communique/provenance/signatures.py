@@ -118,13 +118,14 @@ def sign(raw: Mapping[str, Any], key: OKPKey, *, signed_by: str) -> dict[str, An
 
 
 def without_provenance(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``raw`` without the provenance extension (and without ``extensions`` if empty).
+    """Return ``raw`` without the provenance extension (and without ``extensions`` if empty,
+    so that ``"extensions": {}`` and no extensions at all are one object).
 
     Two copies of one object signed by different nodes are the same object: this is
     what is compared to tell a duplicate from a conflicting version.
     """
     extensions = raw.get("extensions")
-    if not isinstance(extensions, dict) or PROVENANCE_EXTENSION not in extensions:
+    if not isinstance(extensions, dict) or (extensions and PROVENANCE_EXTENSION not in extensions):
         return dict(raw)
     rest = {k: v for k, v in extensions.items() if k != PROVENANCE_EXTENSION}
     copy = {k: v for k, v in raw.items() if k != "extensions"}
