@@ -231,3 +231,19 @@ def test_a_lost_key_file_is_not_replaced_silently(database_url: str) -> None:
     assert not path.exists()
     run = communique("init", "--rotate-key", database=database_url)
     assert run.code == 0 and path.exists()
+
+
+def test_signatures_are_standard_detached_jws(key: OKPKey) -> None:
+    """What we sign, a JOSE library verifies as RFC 7515 (Appendix F); and the other way round."""
+    from joserfc import jws
+
+    signed = signatures.sign(indicator(1), key, signed_by=SIGNER)
+    compact = signed["extensions"][PROVENANCE_EXTENSION]["signature"]
+    payload = signatures.canonical_payload(signed)
+    public = keys.import_public(keys.public_jwk(key))
+    assert jws.deserialize_compact(compact, public, payload=payload,
+                                   algorithms=["EdDSA"]).payload == payload
+    made = jws.detach_content(jws.serialize_compact(
+        {"alg": "EdDSA", "kid": key.thumbprint()}, payload, key, algorithms=["EdDSA"]))
+    signed["extensions"][PROVENANCE_EXTENSION]["signature"] = made
+    assert signatures.verify(signed, ring(key)).status is Status.VERIFIED

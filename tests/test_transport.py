@@ -304,3 +304,17 @@ def test_an_internal_error_carries_the_headers_too(sqlite_node: Node) -> None:
     found = {name.decode(): value.decode() for name, value in headers}
     assert status == 500
     assert {name: found.get(name) for name in EXPECTED} == EXPECTED
+
+
+def test_a_peer_over_https_is_checked_against_the_given_authorities(https_node: HttpsNode) -> None:
+    """The sync client checks the peer's certificate: unknown CA refused, given CA accepted."""
+    from communique.sync.client import PeerError, TaxiiClient
+
+    root = f"{https_node.url}/default/"
+    with TaxiiClient(root, https_node.token, attempts=1) as client, \
+            pytest.raises(PeerError, match="could not be reached"):
+        client.api_root()
+    with TaxiiClient(root, https_node.token, attempts=1,
+                     ca_file=str(https_node.certificate.cert)) as client:
+        answer = client.api_root()
+    assert "x_communique_identity" in answer and answer["max_content_length"] > 0

@@ -74,6 +74,9 @@ TABLE: tuple[Row, ...] = (
     Row("accept_invalid_signatures", False,
         "Store objects whose signature does not verify (marked invalid) instead of refusing "
         "them. Refusals are recorded in the audit log either way.", _flag),
+    Row("peer_ca_file", "",
+        "PEM file of the certificate authorities trusted for peers' HTTPS (empty: the "
+        "usual public ones). Certificates and host names are always checked."),
 )
 
 
@@ -97,6 +100,7 @@ class Settings:
     address_failures: int = 30
     signing_key: str = ""
     accept_invalid_signatures: bool = False
+    peer_ca_file: str = ""
 
     def __post_init__(self) -> None:
         if self.status_retention_hours < 24:

@@ -35,7 +35,9 @@ class Duration(click.ParamType):
 def _options(store: Store) -> Any:
     from communique.sync.engine import Options
 
-    return Options(accept_invalid=node_settings(store).accept_invalid_signatures)
+    settings = node_settings(store)
+    return Options(accept_invalid=settings.accept_invalid_signatures,
+                   ca_file=settings.peer_ca_file)
 
 
 # -- peers -------------------------------------------------------------------------------

@@ -35,11 +35,12 @@ def serve_node(database: str, *, host: str, port: int, workers: int,
     stop = None
     if sync:
         _, stop = scheduler.start(store, Options(
-            accept_invalid=settings.accept_invalid_signatures))
+            accept_invalid=settings.accept_invalid_signatures, ca_file=settings.peer_ca_file))
     os.environ.update(as_environ(settings))
     try:
         uvicorn.run("communique.web.app:create_app", factory=True, host=host, port=port,
                     workers=workers, log_level="info", server_header=False,
+                    timeout_graceful_shutdown=30,  # an idle client cannot hold a stop forever
                     ssl_certfile=tls_cert, ssl_keyfile=tls_key,
                     ssl_context_factory=tls_context if tls_cert else None)
     finally:

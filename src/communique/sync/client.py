@@ -9,6 +9,8 @@ in a misbehaving peer.
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -51,7 +53,8 @@ class TaxiiClient:
     """Requests to one peer's API root, authenticated with a bearer token."""
 
     def __init__(self, api_root_url: str, token: str, *, timeout: float = 30.0,
-                 attempts: int = 3, transport: httpx.BaseTransport | None = None) -> None:
+                 attempts: int = 3, transport: httpx.BaseTransport | None = None,
+                 ca_file: str = "") -> None:
         self.url = api_root_url if api_root_url.endswith("/") else api_root_url + "/"
         self.attempts = attempts
         self.timeout = timeout
@@ -63,7 +66,7 @@ class TaxiiClient:
         elif token:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(headers=headers, transport=transport, follow_redirects=False,
-                                  auth=auth,
+                                  auth=auth, verify=_tls(ca_file),
                                   timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
 
     def close(self) -> None:
@@ -164,6 +167,19 @@ class TaxiiClient:
         if not isinstance(value, dict):
             raise PeerError("the peer's answer is not a JSON object")
         return value
+
+
+@functools.cache
+def _tls(ca_file: str) -> ssl.SSLContext:
+    """One TLS context per trust store, shared by every client: building one takes 20 ms.
+
+    Certificates and host names are always checked, TLS 1.2 at least; ``ca_file`` (PEM)
+    replaces the default authorities, for peers under a private PKI.
+    """
+    context = (ssl.create_default_context(cafile=ca_file) if ca_file
+               else httpx.create_ssl_context())
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def _read_capped(response: httpx.Response, deadline: float) -> bytes:

@@ -39,6 +39,7 @@ class Options:
     accept_invalid: bool = False
     transport: httpx.BaseTransport | None = None
     page_size: int = 1000
+    ca_file: str = ""  # PEM authorities for peers' HTTPS (empty: the usual ones)
     max_pages: int = MAX_PAGES  # per link and run: a peer that pages forever is cut off
 
 
@@ -58,7 +59,8 @@ def sync_peer(store: Store, peer: Peer, options: Options = Options(),
         links = tx.links_of(peer.id)
     try:
         client = TaxiiClient(peer.url, read_token(peer.token_file), timeout=options.timeout,
-                             attempts=options.attempts, transport=options.transport)
+                             attempts=options.attempts, transport=options.transport,
+                             ca_file=options.ca_file)
     except CommuniqueError as exc:
         return [_failed(store, peer, link, exc.description) for link in links]
     with client:

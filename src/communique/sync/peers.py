@@ -63,7 +63,7 @@ def add_peer(store: Store, *, name: str, url: str, token_file: str, pulls: list[
             [_link("push", m, collections) for m in pushes]
     _check_pull_destinations(store, links, collections, max_tlp, local_org.id)
     with TaxiiClient(url, token, timeout=options.timeout, attempts=options.attempts,
-                     transport=options.transport) as client:
+                     transport=options.transport, ca_file=options.ca_file) as client:
         root = client.api_root()
     identity = root.get(IDENTITY_PROPERTY)
     identity_id, jwk = _pinned_key(identity) if identity is not None else (None, None)
