@@ -13,6 +13,7 @@ objects arriving from another node (``access.refusal_to_pull``).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from communique import access, audit, ingest, timestamps
@@ -40,41 +41,55 @@ def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
     last_seen: int | None = None    # the newest date_added received in this run
     overlap = 0 if peer.identity_id else FOREIGN_OVERLAP_US
     started_after, following, restarts = _ask_after(committed, overlap), None, 0
-    while moved.pages < max_pages:
-        try:
-            page = client.get_objects(link.remote_collection, added_after=started_after,
-                                      next=following, limit=page_size)
-        except PeerError:
-            if following is None or restarts >= RESTARTS:
-                raise
-            # The request may have spent the cursor (medallion's are used up when read):
-            # ask again from the saved point rather than risk skipping a page.
-            restarts += 1
-            started_after, following, last_seen = _ask_after(committed, overlap), None, None
-            continue
-        moved.pages += 1
-        _check(page, requested=started_after, last_seen=last_seen, chained=following is not None)
-        if page.objects:
-            last_seen = page.last_added
-        # Objects may share one date_added (medallion gives a whole request one) and such a
-        # group may span pages: until the last page, resume from just before this page's end.
-        resume = last_seen if last_seen is None or not page.more else last_seen - 1
-        if committed is not None and (resume is None or resume < committed):
-            resume = committed  # never move back (an overlap re-reads what is here already)
-        _store_page(store, page.objects, peer=peer, link=link, destination=destination,
-                    readers=readers, provenance=provenance, actor=actor, position=resume,
-                    moved=moved)
-        committed = resume
-        progress(len(page.objects))
-        if not page.more:
-            moved.complete = True
-            break
-        if page.next:
-            following = page.next
-        else:  # no cursor: continue from where this page ended (TAXII 2.1 §3.4), and from
-            # another server from just before, in case more objects share its last instant
-            started_after, following = (last_seen if not overlap or last_seen is None
-                                        else last_seen - 1), None
+
+    def fetch(after: int | None, cursor: str | None) -> tuple[ObjectsPage, ingest.Checked]:
+        page = client.get_objects(link.remote_collection, added_after=after, next=cursor,
+                                  limit=page_size)
+        return page, ingest.check(page.objects, provenance)
+
+    # The next page is fetched and checked (its signatures above all) in a second thread
+    # while this one stores the current page: the two overlap on two cores.
+    with ThreadPoolExecutor(1, thread_name_prefix="communique-pull") as ahead:
+        pending = ahead.submit(fetch, started_after, following)
+        while moved.pages < max_pages:
+            asked_after, asked_next = started_after, following
+            try:
+                page, checked = pending.result()
+            except PeerError:
+                if asked_next is None or restarts >= RESTARTS:
+                    raise
+                # The request may have spent the cursor (medallion's are used up when read):
+                # ask again from the saved point rather than risk skipping a page.
+                restarts += 1
+                started_after, following, last_seen = _ask_after(committed, overlap), None, None
+                pending = ahead.submit(fetch, started_after, following)
+                continue
+            moved.pages += 1
+            _check(page, requested=asked_after, last_seen=last_seen,
+                   chained=asked_next is not None)
+            if page.objects:
+                last_seen = page.last_added
+            # Objects may share one date_added (medallion gives a whole request one) and such
+            # a group may span pages: until the last page, resume from just before its end.
+            resume = last_seen if last_seen is None or not page.more else last_seen - 1
+            if committed is not None and (resume is None or resume < committed):
+                resume = committed  # never move back (an overlap re-reads what is here)
+            if page.more and moved.pages < max_pages:
+                if page.next:
+                    following = page.next
+                else:  # no cursor: go on from where this page ended (TAXII 2.1 §3.4), and
+                    # from another server from just before, in case more share that instant
+                    started_after, following = (last_seen if not overlap or last_seen is None
+                                                else last_seen - 1), None
+                pending = ahead.submit(fetch, started_after, following)
+            _store_page(store, checked, peer=peer, link=link, destination=destination,
+                        readers=readers, actor=actor, position=resume, moved=moved,
+                        any_objects=bool(page.objects))
+            committed = resume
+            progress(len(page.objects))
+            if not page.more:
+                moved.complete = True
+                break
     return moved
 
 
@@ -104,12 +119,11 @@ def _check(page: ObjectsPage, *, requested: int | None, last_seen: int | None,
                         "past the last one: paging stopped")
 
 
-def _store_page(store: Store, objects: list, *, peer: Peer, link: PeerLink,
-                destination: Collection, readers: frozenset[int],
-                provenance: ingest.Provenance, actor: audit.Actor, position: int | None,
-                moved: Moved) -> None:
-    """Check one page, store what may be stored and move the resume point, in one transaction."""
-    checked = ingest.check(objects, provenance)
+def _store_page(store: Store, checked: ingest.Checked, *, peer: Peer, link: PeerLink,
+                destination: Collection, readers: frozenset[int], actor: audit.Actor,
+                position: int | None, moved: Moved, any_objects: bool) -> None:
+    """Store what of a checked page may be stored and move the resume point, in one
+    transaction."""
     checked = ingest.refuse_where(checked, lambda obj: access.refusal_to_pull(
         obj.tlp, max_tlp=Tlp(peer.max_tlp), destination=destination,
         destination_readers=readers, entitled_org=peer.local_org_id))
@@ -124,7 +138,7 @@ def _store_page(store: Store, objects: list, *, peer: Peer, link: PeerLink,
         current = next(x for x in tx.links_of(peer.id) if x.id == link.id)
         tx.update_link(link.id, position=position, moved=current.moved + added,
                        refused=current.refused + len(refused))
-        if objects:
+        if any_objects:
             tx.append_audit(actor.event(
                 "sync.pull", target=f"{destination.api_root}/{destination.id}",
                 outcome=audit.REFUSED if refused else audit.OK, peer=peer.name,
