@@ -247,3 +247,28 @@ def test_signatures_are_standard_detached_jws(key: OKPKey) -> None:
         {"alg": "EdDSA", "kid": key.thumbprint()}, payload, key, algorithms=["EdDSA"]))
     signed["extensions"][PROVENANCE_EXTENSION]["signature"] = made
     assert signatures.verify(signed, ring(key)).status is Status.VERIFIED
+
+
+keys_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
+                    max_size=6)
+documents = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 60, 2 ** 60)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(keys_text, children, max_size=5), max_leaves=25)
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=st.dictionaries(keys_text, documents, max_size=6))
+def test_the_fast_canonical_form_is_rfc_8785(document: dict) -> None:
+    """Where the fast path is taken, its bytes are exactly RFC 8785's; elsewhere the
+    reference implementation decides (and refuses what has no canonical form)."""
+    import rfc8785
+
+    try:
+        expected = rfc8785.dumps(document)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(CommuniqueError):
+            signatures.canonical_payload(document)
+        return
+    assert signatures.canonical_payload(document) == expected

@@ -22,14 +22,12 @@ import base64
 import binascii
 import enum
 import functools
-import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import orjson
 import rfc8785
 from cryptography.exceptions import InvalidSignature
-from joserfc import jws
 from joserfc.jwk import OKPKey
 
 from communique.errors import InvalidObject
@@ -74,15 +72,6 @@ class Verdict:
     reason: str = ""
 
 
-@functools.cache
-def _quiet() -> None:
-    """Silence joserfc's notice that RFC 9864 prefers 'Ed25519' to 'EdDSA': we use what the
-    federation protocol names, and the two are the same algorithm over the same curve."""
-    from joserfc.errors import SecurityWarning
-
-    warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
-
-
 def canonical_payload(raw: Mapping[str, Any]) -> bytes:
     """Return the bytes a signature covers: RFC 8785 JSON of ``raw`` without its signature."""
     entry = (raw.get("extensions") or {}).get(PROVENANCE_EXTENSION)
@@ -90,6 +79,8 @@ def canonical_payload(raw: Mapping[str, Any]) -> bytes:
         extensions = dict(raw["extensions"])
         extensions[PROVENANCE_EXTENSION] = {k: v for k, v in entry.items() if k != "signature"}
         raw = {**raw, "extensions": extensions}
+    if _plain(raw):  # the common case: orjson's sorted output is already RFC 8785's
+        return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
     try:
         return rfc8785.dumps(raw)
     except rfc8785.CanonicalizationError as exc:
@@ -99,9 +90,33 @@ def canonical_payload(raw: Mapping[str, Any]) -> bytes:
         raise InvalidObject("the object is nested too deeply to be signed or verified") from None
 
 
+_SAFE_INTEGER = 2 ** 53 - 1
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Return whether orjson's sorted output of ``value`` is its RFC 8785 form.
+
+    It is, for JSON without floats (ES6 number formatting differs), with integers that
+    ES6 holds exactly, and with keys in the Basic Multilingual Plane (RFC 8785 sorts by
+    UTF-16 code units, orjson by code points: they differ only above U+FFFF). The two
+    escape strings alike. A test compares both on generated documents.
+    """
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_SAFE_INTEGER <= value <= _SAFE_INTEGER
+    if depth > 100:
+        return False
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and (k.isascii() or max(map(ord, k)) <= 0xFFFF)
+                   and _plain(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v, depth + 1) for v in value)
+    return False
+
+
 def sign(raw: Mapping[str, Any], key: OKPKey, *, signed_by: str) -> dict[str, Any]:
     """Return a copy of ``raw`` signed by ``key`` for identity ``signed_by``."""
-    _quiet()
     extensions = dict(raw.get("extensions") or {})
     kept = extensions.get(PROVENANCE_EXTENSION)
     kept = {k: v for k, v in kept.items() if k != "signature"} if isinstance(kept, dict) else {}
@@ -109,12 +124,21 @@ def sign(raw: Mapping[str, Any], key: OKPKey, *, signed_by: str) -> dict[str, An
                                         "signed_by": signed_by}
     unsigned = {**raw, "extensions": extensions}
     payload = canonical_payload(unsigned)
-    compact = jws.serialize_compact({"alg": ALGORITHM, "kid": key.thumbprint()}, payload, key,
-                                    algorithms=[ALGORITHM])
-    header, _, signature = compact.split(".")
+    # RFC 7515 compact serialisation (§7.1), the payload detached (Appendix F)
+    header = _protected_header(key.thumbprint())
+    signature = key.private_key.sign(header.encode() + b"." + _base64(payload))
     extensions[PROVENANCE_EXTENSION] = {**extensions[PROVENANCE_EXTENSION],
-                                        "signature": f"{header}..{signature}"}
+                                        "signature": f"{header}..{_base64(signature).decode()}"}
     return unsigned
+
+
+@functools.lru_cache(maxsize=64)
+def _protected_header(kid: str) -> str:
+    return _base64(orjson.dumps({"alg": ALGORITHM, "kid": kid})).decode()
+
+
+def _base64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def without_provenance(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,7 +191,7 @@ def verify(raw: Mapping[str, Any], keyring: Keyring) -> Verdict:
     # RFC 7515 §5.2 for a detached payload: the signing input is the protected header and
     # the payload, each base64url-encoded, joined by a dot (the header was checked above).
     header, _, signature = compact.partition("..")
-    signing_input = header.encode() + b"." + base64.urlsafe_b64encode(payload).rstrip(b"=")
+    signing_input = header.encode() + b"." + _base64(payload)
     try:
         trusted.key.public_key.verify(_unbase64(signature), signing_input)
     except (InvalidSignature, binascii.Error, ValueError):
