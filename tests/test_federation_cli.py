@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import orjson
+import pytest
 from sqlalchemy import update
 
 from communique import accounts, node
@@ -177,3 +178,37 @@ def test_token_files_and_plain_http_are_checked(pair: Pair) -> None:
                                     "--token-file", str(pair.token_file), code=1)
     assert "pinned key" in cli(db, *base, "--url", f"{pair.b.root}/", "--token-file",
                                str(pair.token_file))
+
+
+@pytest.mark.parametrize("pages", [0, 1, 3])
+def test_killing_peer_sync_at_any_moment_loses_and_duplicates_nothing(pair: Pair,
+                                                                      pages: int) -> None:
+    """`communique peer sync` is killed (SIGKILL) once ``pages`` pages are stored (0: as it
+    starts); the next run completes the set, each version once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    objects = [marked(i, Tlp.GREEN) for i in range(6000)]
+    for start in range(0, len(objects), 1000):
+        pair.b.post(pair.writer, pair.intel, objects[start:start + 1000])
+    pair.add_peer()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMUNIQUE_")}
+    command = [str(Path(sys.executable).parent / "communique"), "peer", "sync", "b",
+               "--database", pair.a.database_url]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while pages and len(pair.stored_on_a()) < pages * 1000 and time.monotonic() < deadline \
+            and process.poll() is None:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    partial = len(pair.stored_on_a())
+    assert partial < 6000, "the run ended before it could be killed"
+    assert f"{6000 - partial} pulled" in cli(pair.a.database_url, "peer", "sync", "b")
+    stored = pair.stored_on_a()
+    assert len(stored) == 6000 == len({s[0] for s in stored}), partial
+    assert {s[2] for s in stored} == {Status.VERIFIED}
