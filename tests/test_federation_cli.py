@@ -212,3 +212,44 @@ def test_killing_peer_sync_at_any_moment_loses_and_duplicates_nothing(pair: Pair
     stored = pair.stored_on_a()
     assert len(stored) == 6000 == len({s[0] for s in stored}), partial
     assert {s[2] for s in stored} == {Status.VERIFIED}
+
+
+def test_a_retired_key_still_verifies_and_a_revoked_one_never(pair: Pair) -> None:
+    """After B's key is replaced (and approved), what B signed before still verifies here;
+    once an administrator revokes that old key, nothing it signed verifies any more."""
+    from communique.provenance import signatures
+
+    pair.b.post(pair.writer, pair.intel, [marked(1, Tlp.GREEN)])
+    pair.add_peer()
+    pair.sync()
+    old = node.signer(pair.b.store, pair.b.settings)
+    [stored] = [orjson.loads(r) for r in _bodies(pair)]
+    settings = Settings(database=pair.b.database_url)
+    node.signing_key_path(settings).unlink()
+    node.provision(pair.b.store, settings, rotate_key=True)
+    with running_node(pair.b.database_url) as moved_b:
+        with pair.a.store.write() as tx:
+            tx.conn.execute(update(schema.peers).values(url=f"{moved_b.root}/"))
+        pair.sync()
+    new = node.signer(pair.b.store, pair.b.settings).key.kid
+    cli(pair.a.database_url, "key", "approve", new)
+    assert f"retired\t{old.key.kid}" in cli(pair.a.database_url, "key", "list")
+    ring = node.keyring(pair.a.store)
+    assert signatures.verify(stored, ring).status is Status.VERIFIED
+    cli(pair.a.database_url, "key", "revoke", old.key.kid)
+    assert signatures.verify(stored, node.keyring(pair.a.store)).status is Status.UNKNOWN_SIGNER
+    with pair.a.store.read() as tx:
+        assert "key.revoke" in {e.action for e in tx.audit_entries(limit=1000)}
+
+
+def _bodies(pair: Pair) -> list[bytes]:
+    from communique import access
+    from communique.taxii import filters
+    from communique.taxii.filters import Query
+
+    with pair.a.store.read() as tx:
+        target = tx.get_collection("default", pair.from_b)
+        assert target is not None
+        page = tx.list_objects(target.id, Query(limit=100, versions=filters.ALL_VERSIONS),
+                               visibility=access.operator_view(target), after=None)
+    return [r.body or b"" for r in page.records]

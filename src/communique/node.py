@@ -112,9 +112,13 @@ def signer(store: Store, settings: Settings) -> Signer:
 
 
 def keyring(store: Store) -> dict[str, TrustedKey]:
-    """Return the keys this node trusts to verify signatures, by key id."""
+    """Return the keys this node trusts to verify signatures, by key id.
+
+    A retired key (replaced by a newer one) still verifies what it signed before; a
+    revoked one (lost or stolen) verifies nothing.
+    """
     with store.read() as tx:
-        known = tx.list_keys(state="trusted")
+        known = [k for k in tx.list_keys() if k.state in ("trusted", "retired")]
     return {k.kid: TrustedKey(k.identity_id, k.kid, keys.import_public(
         {"kty": "OKP", "crv": "Ed25519", "x": k.x})) for k in known}
 

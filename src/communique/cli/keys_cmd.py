@@ -36,7 +36,7 @@ def key() -> None:
 @key.command("list")
 @with_store
 def key_list(store: Store) -> None:
-    """List known keys: trusted, pending approval, retired."""
+    """List known keys: trusted, pending approval, retired (still verifies), revoked."""
     with store.read() as tx:
         known = tx.list_keys()
     for item in known:
@@ -52,6 +52,16 @@ def key_approve(store: Store, kid: str) -> None:
     with store.write() as tx:
         approved = trust.approve(tx, kid, now=timestamps.now_us(), actor=audit.OPERATOR)
     click.echo(f"key {kid} of {approved.identity_id} is now trusted")
+
+
+@key.command("revoke")
+@click.argument("kid")
+@with_store
+def key_revoke(store: Store, kid: str) -> None:
+    """Stop trusting a key for good (lost or stolen): what it signed no longer verifies."""
+    with store.write() as tx:
+        revoked = trust.revoke(tx, kid, now=timestamps.now_us(), actor=audit.OPERATOR)
+    click.echo(f"key {kid} of {revoked.identity_id} is revoked")
 
 
 @key.command("trust")

@@ -35,6 +35,8 @@ def pin(tx: Tx, *, identity_id: str, jwk: dict[str, str], source: str, now: int,
     known = _known(tx, jwk["kid"])
     if known is not None and known.identity_id != identity_id:
         raise Conflict(f"key {jwk['kid']} is already known here as {known.identity_id}'s")
+    if known is not None and known.state == "revoked":
+        raise Conflict(f"key {jwk['kid']} was revoked here: it is never trusted again")
     if known is None:
         tx.put_key(PublicKey(jwk["kid"], identity_id, jwk["x"], "trusted", source, now, now))
     elif known.state != "trusted":
@@ -52,6 +54,8 @@ def hold_new(tx: Tx, *, identity_id: str, jwks: list[dict[str, Any]], source: st
     held = []
     for jwk in jwks:
         known = _known(tx, jwk["kid"])
+        if known is not None and known.state == "revoked":
+            raise Conflict(f"the peer announces key {jwk['kid']}, which was revoked here")
         if known is not None:
             if known.identity_id != identity_id:
                 raise Conflict(f"the peer announces key {jwk['kid']}, which is "
@@ -73,6 +77,16 @@ def approve(tx: Tx, kid: str, *, now: int, actor: audit.Actor) -> PublicKey:
         tx.set_key_state(old.kid, "retired", now=now)
     tx.set_key_state(kid, "trusted", now=now)
     tx.append_audit(actor.event("key.approve", target=key.identity_id, key=kid), now=now)
+    return key
+
+
+def revoke(tx: Tx, kid: str, *, now: int, actor: audit.Actor) -> PublicKey:
+    """Stop trusting a key for good (it was lost or stolen): nothing it signed verifies."""
+    key = _known(tx, kid)
+    if key is None:
+        raise NotFound(f"no key {kid!r} (`communique key list`)")
+    tx.set_key_state(kid, "revoked", now=now)
+    tx.append_audit(actor.event("key.revoke", target=key.identity_id, key=kid), now=now)
     return key
 
 

@@ -196,7 +196,7 @@ trusted_keys = Table(
     Column("kid", String(64), primary_key=True),  # RFC 7638 thumbprint
     Column("identity_id", String(300), nullable=False, index=True),
     Column("x", String(64), nullable=False),  # the Ed25519 public key, base64url
-    Column("state", String(10), nullable=False),  # trusted, pending or retired
+    Column("state", String(10), nullable=False),  # trusted, pending, retired or revoked
     Column("source", String(200), nullable=False),  # 'self', 'peer NAME' or 'operator'
     Column("added", BigInteger, nullable=False),
     Column("decided", BigInteger, nullable=True),
