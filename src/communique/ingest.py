@@ -61,6 +61,14 @@ class Checked:
     invalid: list[tuple[str, Verdict]] = field(default_factory=list)  # bad signatures seen
 
 
+def joined(first: Checked, second: Checked) -> Checked:
+    """Return the check of two consecutive parts of one request as one."""
+    offset = len(first.results)
+    return Checked(first.results + second.results,
+                   first.valid + [(index + offset, obj) for index, obj in second.valid],
+                   first.invalid + second.invalid)
+
+
 def check(untrusted_objects: Sequence[object], provenance: Provenance) -> Checked:
     """Validate every object and its signature; remember why each bad one was refused."""
     results: list[Result | None] = []
