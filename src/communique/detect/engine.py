@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from communique.detect import normalise
 from communique.detect.events import Event
@@ -29,6 +29,7 @@ from communique.detect.pattern_ast import parse as parse_pattern
 from communique.errors import BadRequest
 
 MAX_CONJUNCTIONS = 64
+_CACHE_SIZE = 200_000  # normalised values kept per path
 _REGEX_LIMIT = 4096
 
 
@@ -49,6 +50,8 @@ class Engine:
     scanned: list[Rule] = field(default_factory=list)
     unsupported: dict[str, str] = field(default_factory=dict)
     count: int = 0
+    _plain: dict[str, set] = field(default_factory=dict, repr=False)  # values already normal
+    _mapped: dict[str, dict] = field(default_factory=dict, repr=False)  # value -> normal form
 
     def add(self, indicator_id: str, pattern: str) -> bool:
         """Compile one indicator's pattern; False (with the reason kept) if it cannot run."""
@@ -61,6 +64,46 @@ class Engine:
             self._file(rule)
         self.count += 1
         return True
+
+    def match_many(self, events: Sequence[Event]) -> list[tuple[int, str]]:
+        """Return (position in ``events``, indicator id) for every match, in event order.
+
+        The hot loop of a hunt, done path by path over the whole batch so that most of
+        the work happens inside set operations: the distinct values of a path meet the
+        index keys at once; a value not found as written is normalised (once, then
+        cached: logs repeat themselves) and looked up again. Only events holding a value
+        found, or that address ranges or scanned rules may fit, get the full check.
+        """
+        touched: set[int] = set()
+        for path, index in self.by_value.items():
+            seen = [v for event in events for v in event.values.get(path, ())]
+            if not seen:
+                continue
+            distinct = set(seen)
+            found = distinct & index.keys()
+            plain, mapped = self._plain.setdefault(path, set()), self._mapped.setdefault(path, {})
+            rest = distinct - found - plain  # values already known to be in normal form go
+            for value in rest & mapped.keys():
+                if mapped[value] in index:
+                    found.add(value)
+            for value in rest - mapped.keys():  # seen for the first time: normalise once
+                key = normalise.value(path, value)
+                if len(plain) + len(mapped) > _CACHE_SIZE:
+                    plain.clear()
+                    mapped.clear()
+                if key == value:
+                    plain.add(value)
+                else:
+                    mapped[value] = key
+                    if key in index:
+                        found.add(value)
+            if found:
+                touched.update(position for position, event in enumerate(events)
+                               if not found.isdisjoint(event.values.get(path, ())))
+        if self.by_network or self.scanned:
+            touched.update(range(len(events)))
+        return [(position, indicator_id) for position in sorted(touched)
+                for indicator_id in sorted(self.match(events[position]))]
 
     def match(self, event: Event) -> set[str]:
         """Return the ids of the indicators whose pattern this event satisfies."""
