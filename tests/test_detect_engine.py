@@ -257,3 +257,19 @@ def test_cidr_edges() -> None:
     assert engine.match(event(ip6="2001:DB8:ffff::1")) == {"v6"}
     assert engine.match(event(ip6="2001:db9::1")) == set()
     assert int(ipaddress.ip_address("2001:db8::")) > 0
+
+
+def test_batches_find_exactly_what_single_events_find() -> None:
+    """match_many (the hunt's loop) agrees with match, event by event, cache cold and warm."""
+    rng = random.Random(7)
+    engine = Engine()
+    cases = [generated_case(rng) for _ in range(300)]
+    for n, (pattern, _) in enumerate(cases):
+        engine.add(f"i{n}", pattern)
+    engine.add("upper", "[domain-name:value = 'MiXeD.Example']")
+    events = [as_event(values) for _, values in cases] + [event(domain="mixed.EXAMPLE.")]
+    expected = [(position, indicator_id) for position, item in enumerate(events)
+                for indicator_id in sorted(engine.match(item))]
+    assert expected and engine.match_many(events) == expected
+    assert engine.match_many(events) == expected  # with the normal forms now cached
+    assert (len(events) - 1, "upper") in expected
