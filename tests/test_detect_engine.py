@@ -273,3 +273,27 @@ def test_batches_find_exactly_what_single_events_find() -> None:
     assert expected and engine.match_many(events) == expected
     assert engine.match_many(events) == expected  # with the normal forms now cached
     assert (len(events) - 1, "upper") in expected
+
+
+def test_the_fast_reading_gives_the_reference_tree() -> None:
+    """Where the regular-expression reading takes a pattern, its tree is the parser's."""
+    from communique.detect.pattern_ast import _fast, _reference
+
+    rng = random.Random(11)
+    patterns = [generated_case(rng)[0] for _ in range(1500)] + [
+        "[file:hashes.sha256 = 'AB' OR file:hashes.'MD5' = 'cd']",
+        "[windows-registry-key:key = 'HKEY\\\\x\\'y']",
+        "[network-traffic:dst_port = -0 AND network-traffic:src_port != 12]",
+        "[url:value = 'http://x/'   OR   url:value = 'y' AND url:value LIKE '%z']",
+        "[process:command_line MATCHES '^cmd\\\\.exe /c']",
+    ]
+    taken = 0
+    for pattern in patterns:
+        fast = _fast(pattern)
+        if fast is not None:
+            taken += 1
+            assert fast == _reference(pattern), pattern
+    assert taken > 1000
+    for odd in ("[a:b = 'x']", "[ipv4-addr:value = 'x'] OR [ipv4-addr:value = 'y']",
+                "[ipv4-addr:value NOT = 'x']", "[x-y:z IN ('a')]", "[AND:value = 'x']"):
+        assert _fast(odd) is None, odd
