@@ -1,0 +1,101 @@
+"""A hunt over a member's events with the indicators it may read, and the sightings it makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from stix2validator import ValidationOptions, validate_instance
+
+from communique import accounts, importer, node, timestamps
+from communique.cli import add_collection
+from communique.detect import hunt
+from communique.detect.events import Event
+from communique.settings import Settings
+from communique.stix.markings import RECIPIENTS_EXTENSION, TLP2_IDS, Tlp
+from communique.stix.validate import validate
+from communique.store import open_store
+from tests.support import indicator, ts
+
+NOW = timestamps.parse("2026-11-27T12:00:00Z")
+
+
+def marked(n: int, value: str, level: Tlp, **extra: object) -> dict:
+    return indicator(n, pattern=f"[ipv4-addr:value = '{value}']",
+                     object_marking_refs=[TLP2_IDS[level]], **extra)
+
+
+@pytest.fixture
+def world(database_url: str):  # type: ignore[no-untyped-def]
+    store = open_store(database_url)
+    for org in ("CERT", "Other"):
+        accounts.add_organisation(store, org)
+    accounts.add_user(store, "hunter@cert.example", org="CERT", role="analyst")
+    shared = add_collection(store, "Shared", root="default", read=("CERT", "Other"),
+                            write=("Other",))
+    hidden = add_collection(store, "Hidden", root="default", read=("Other",), write=("Other",))
+    settings = Settings(database=database_url)
+    provenance = node.local_provenance(store, settings, node.signer(store, settings))
+    objects = [
+        marked(1, "198.51.100.1", Tlp.GREEN),
+        marked(2, "198.51.100.2", Tlp.AMBER),
+        marked(3, "198.51.100.3", Tlp.GREEN, valid_until=ts(10, year=2025)),   # expired
+        marked(4, "198.51.100.4", Tlp.GREEN, valid_from=ts(0, year=2030),      # not yet
+               created=ts(0, year=2030), modified=ts(0, year=2030)),
+        marked(5, "198.51.100.5", Tlp.GREEN, revoked=True),
+        marked(6, "198.51.100.6", Tlp.RED, extensions={RECIPIENTS_EXTENSION: {
+            "extension_type": "property-extension", "recipient_organizations": ["Other"]}}),
+        indicator(7, pattern="[ipv4-addr:value = '198.51.100.7'] WITHIN 5 SECONDS",
+                  object_marking_refs=[TLP2_IDS[Tlp.GREEN]]),
+    ]
+    importer.import_objects(store, shared, objects, "2.1", provenance=provenance)
+    importer.import_objects(store, hidden, [marked(8, "198.51.100.8", Tlp.CLEAR)], "2.1",
+                            provenance=provenance)
+    yield store, [shared, hidden], objects
+    store.close()
+
+
+def events(*addresses: str) -> list[Event]:
+    return [Event(NOW + n * 1_000_000, {"ipv4-addr:value": (a,)}, f"conn.log:{n + 1}")
+            for n, a in enumerate(addresses)]
+
+
+def test_only_indicators_valid_now_that_the_member_may_read_take_part(world) -> None:  # type: ignore[no-untyped-def]
+    store, collections, objects = world
+    principal = accounts.principal_for(store, "hunter@cert.example")
+    active = list(hunt.active_indicators(store, principal, collections, now_us=NOW))
+    assert sorted(i.id for i in active) == sorted([objects[0]["id"], objects[1]["id"],
+                                                  objects[6]["id"]])
+    found = hunt.run(active, events(*(f"198.51.100.{n}" for n in range(1, 9)), "198.51.100.1"))
+    assert found.events == 9 and found.indicators == 2
+    assert set(found.unsupported) == {objects[6]["id"]}
+    first = found.seen[objects[0]["id"]]
+    assert first.count == 2 and first.first_us == NOW and first.last_us == NOW + 8_000_000
+    assert first.examples == ["conn.log:1", "conn.log:9"]
+    assert set(found.seen) == {objects[0]["id"], objects[1]["id"]}
+
+
+def test_sightings_are_valid_stix_and_no_wider_than_their_indicator(world) -> None:  # type: ignore[no-untyped-def]
+    store, collections, objects = world
+    principal = accounts.principal_for(store, "hunter@cert.example")
+    active = list(hunt.active_indicators(store, principal, collections, now_us=NOW))
+    found = hunt.run(active, events("198.51.100.1", "198.51.100.2", "198.51.100.2"))
+    made = {s["sighting_of_ref"]: s for s in hunt.sightings(found, principal, now_us=NOW)}
+    assert set(made) == {objects[0]["id"], objects[1]["id"]}
+    amber = made[objects[1]["id"]]
+    assert amber["count"] == 2 and amber["object_marking_refs"] == [TLP2_IDS[Tlp.AMBER]]
+    assert amber["where_sighted_refs"] == [hunt.organisation_identity("CERT")]
+    assert amber["first_seen"] <= amber["last_seen"]
+    options = ValidationOptions(version="2.1", strict=False)
+    for sighting in made.values():
+        validate(sighting)
+        assert validate_instance(sighting, options).is_valid
+
+
+def test_an_empty_hunt_and_no_indicators(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store, collections, _ = world
+    principal = accounts.principal_for(store, "hunter@cert.example")
+    assert hunt.run([], events("198.51.100.1")).seen == {}
+    active = list(hunt.active_indicators(store, principal, collections, now_us=NOW))
+    empty = hunt.run(active, [])
+    assert empty.events == 0 and hunt.sightings(empty, principal, now_us=NOW) == []
