@@ -99,3 +99,50 @@ def test_an_empty_hunt_and_no_indicators(world, tmp_path: Path) -> None:  # type
     active = list(hunt.active_indicators(store, principal, collections, now_us=NOW))
     empty = hunt.run(active, [])
     assert empty.events == 0 and hunt.sightings(empty, principal, now_us=NOW) == []
+
+
+ZEEK_CONN = """#separator \\x09
+#set_separator\t,
+#empty_field\t(empty)
+#unset_field\t-
+#path\tconn
+#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration
+#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval
+1795780800.000000\tC1\t10.0.0.5\t51000\t198.51.100.1\t443\ttcp\tssl\t1.5
+1795780801.250000\tC2\t10.0.0.6\t51001\t203.0.113.50\t80\ttcp\thttp\t0.2
+1795780802.500000\tC3\t10.0.0.5\t51002\t198.51.100.2\t8443\ttcp\t-\t-
+1795780803.000000\tC4\t10.0.0.7\t51003\t198.51.100.1\t443\ttcp\tssl\t3.0
+"""
+
+
+def test_the_hunt_command_reads_logs_reports_and_writes_back(world, tmp_path: Path,
+                                                             database_url: str) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+    import json
+
+    from tests.cli_support import communique
+
+    store, collections, objects = world
+    assert communique("collection", "grant", collections[0].id, "--org", "CERT", "--read",
+                      "--write", database=database_url).code == 0
+    path = tmp_path / "conn.log.gz"
+    path.write_bytes(gzip.compress(ZEEK_CONN.encode()))
+    out = tmp_path / "sightings.json"
+    run = communique("hunt", str(path), "--as", "hunter@cert.example", "--out", str(out),
+                     "--report", database=database_url)
+    assert run.code == 0, run.err
+    assert "4 events" in run.err and "2 seen" in run.err
+    assert "2 sightings written to" in run.err
+    bundle = json.loads(out.read_text())
+    counts = {s["sighting_of_ref"]: s["count"] for s in bundle["objects"]}
+    assert counts == {objects[0]["id"]: 2, objects[1]["id"]: 1}
+    exported = json.loads(communique("export", "--collection", collections[0].id, "--as",
+                                     "hunter@cert.example", "--type", "sighting",
+                                     database=database_url).out)
+    assert sorted(s["sighting_of_ref"] for s in exported["objects"]) == sorted(counts)
+    assert all("extensions" in s for s in exported["objects"])  # signed by the node
+    later = communique("hunt", str(path), "--as", "hunter@cert.example", "--since",
+                       "2026-11-27T12:00:02Z", "--out", "-", database=database_url)
+    assert later.code == 0
+    assert {s["sighting_of_ref"]: s["count"] for s in json.loads(later.out)["objects"]} == {
+        objects[0]["id"]: 1, objects[1]["id"]: 1}  # from 12:00:02 on: the last two lines

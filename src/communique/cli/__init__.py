@@ -5,7 +5,8 @@ declares commands and does nothing else.
 """
 
 from communique.cli import (  # noqa: F401
-    accounts_cmd, audit_cmd, collections_cmd, data_cmd, keys_cmd, peers_cmd, serving,
+    accounts_cmd, audit_cmd, collections_cmd, data_cmd, detect_cmd, keys_cmd, peers_cmd,
+    serving,
 )
 from communique.cli.base import main, with_store
 from communique.cli.collections_cmd import add_collection
