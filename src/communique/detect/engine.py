@@ -75,10 +75,10 @@ class Engine:
         found, or that address ranges or scanned rules may fit, get the full check.
         """
         touched: set[int] = set()
-        present = set().union(*(event.values.keys() for event in events))
-        for path in present & self.by_value.keys():
-            index = self.by_value[path]
+        for path, index in self.by_value.items():
             seen = [v for event in events for v in event.values.get(path, ())]
+            if not seen:
+                continue
             distinct = set(seen)
             found = distinct & index.keys()
             plain, mapped = self._plain.setdefault(path, set()), self._mapped.setdefault(path, {})
