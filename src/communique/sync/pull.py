@@ -51,13 +51,13 @@ def pull(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
             return page, ingest.check(objects, provenance)
         # Ed25519 checks release the GIL: half the page is checked in another thread
         half = len(objects) // 2
-        second = helper.submit(ingest.check, objects[half:], provenance)
+        second = checker.submit(ingest.check, objects[half:], provenance)
         return page, ingest.joined(ingest.check(objects[:half], provenance), second.result())
 
     # The next page is fetched and checked (its signatures above all) in other threads
     # while this one stores the current page: the work overlaps on the cores there are.
     with ThreadPoolExecutor(1, thread_name_prefix="communique-pull") as ahead, \
-            ThreadPoolExecutor(1, thread_name_prefix="communique-check") as helper:
+            ThreadPoolExecutor(1, thread_name_prefix="communique-check") as checker:
         pending = ahead.submit(fetch, started_after, following)
         while moved.pages < max_pages:
             asked_after, asked_next = started_after, following
