@@ -26,6 +26,24 @@ def cli(database: str, *args: str, code: int = 0) -> str:
     return run.out + run.err
 
 
+def key_command(database: str, verb: str, kid: str) -> str:
+    """Run `key approve|revoke -- KID`: a key id may start with '-' (base64url), so `--`."""
+    run = communique("key", verb, "--database", database, "--", kid)
+    assert run.code == 0, (run.out, run.err)
+    return run.out
+
+
+def test_a_key_id_starting_with_a_dash_is_taken_after_double_dash(pair: Pair) -> None:
+    from communique import timestamps
+    from communique.store.base import PublicKey
+
+    with pair.a.store.write() as tx:
+        tx.put_key(PublicKey("-Dash-kid", "identity--0b6a4d3e-5d4e-4d7b-9a51-2f6f3c9f7a10",
+                             "x" * 43, "pending", "peer b", timestamps.now_us()))
+    assert "is now trusted" in key_command(pair.a.database_url, "approve", "-Dash-kid")
+    assert "is revoked" in key_command(pair.a.database_url, "revoke", "-Dash-kid")
+
+
 def test_peer_commands_add_sync_report_and_remove(pair: Pair) -> None:
     db = pair.a.database_url
     pair.b.post(pair.writer, pair.intel, [marked(i, Tlp.GREEN) for i in range(5)])
@@ -116,7 +134,7 @@ def test_a_changed_peer_key_waits_for_approval(pair: Pair) -> None:
         listing = cli(pair.a.database_url, "key", "list")
         pending = [line.split("\t")[1] for line in listing.splitlines() if line.startswith("pending")]
         assert len(pending) == 1
-        cli(pair.a.database_url, "key", "approve", pending[0])
+        key_command(pair.a.database_url, "approve", pending[0])
         moved_b.post(pair.writer, pair.intel, [marked(3, Tlp.GREEN)])
         pair.sync()
         assert sorted(s[2] for s in pair.stored_on_a()).count(Status.VERIFIED) == 2
@@ -232,11 +250,11 @@ def test_a_retired_key_still_verifies_and_a_revoked_one_never(pair: Pair) -> Non
             tx.conn.execute(update(schema.peers).values(url=f"{moved_b.root}/"))
         pair.sync()
     new = node.signer(pair.b.store, pair.b.settings).key.kid
-    cli(pair.a.database_url, "key", "approve", new)
+    key_command(pair.a.database_url, "approve", new)
     assert f"retired\t{old.key.kid}" in cli(pair.a.database_url, "key", "list")
     ring = node.keyring(pair.a.store)
     assert signatures.verify(stored, ring).status is Status.VERIFIED
-    cli(pair.a.database_url, "key", "revoke", old.key.kid)
+    key_command(pair.a.database_url, "revoke", old.key.kid)
     assert signatures.verify(stored, node.keyring(pair.a.store)).status is Status.UNKNOWN_SIGNER
     with pair.a.store.read() as tx:
         assert "key.revoke" in {e.action for e in tx.audit_entries(limit=1000)}
