@@ -92,6 +92,24 @@ def test_sightings_are_valid_stix_and_no_wider_than_their_indicator(world) -> No
         assert validate_instance(sighting, options).is_valid
 
 
+def test_indicators_whose_values_are_all_on_warning_lists_are_left_out(world) -> None:  # type: ignore[no-untyped-def]
+    from communique.detect.warninglists import WarningLists
+
+    lists = WarningLists([{"name": "Resolvers", "description": "public DNS", "type": "cidr",
+                           "list": ["198.51.100.1/32"], "matching_attributes": ["ip-dst"]}])
+    store, collections, objects = world
+    principal = accounts.principal_for(store, "hunter@cert.example")
+    active = list(hunt.active_indicators(store, principal, collections, now_us=NOW))
+    either = hunt.Indicator("indicator--5b8f6f4e-2b5c-4b8e-9d6a-3f2e1c0b9a87",
+                            "[ipv4-addr:value = '198.51.100.1' OR ipv4-addr:value = '203.0.113.1']",
+                            Tlp.GREEN, collections[0])
+    found = hunt.run([*active, either], events("198.51.100.1", "198.51.100.2", "203.0.113.1"),
+                     warninglists=lists)
+    assert found.suppressed == {objects[0]["id"]: ["Resolvers"]}
+    assert set(found.seen) == {objects[1]["id"], either.id}  # one value off the lists: kept
+    assert hunt.warninglisted("[url:value MATCHES 'x']", lists) is None
+
+
 def test_an_empty_hunt_and_no_indicators(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store, collections, _ = world
     principal = accounts.principal_for(store, "hunter@cert.example")
@@ -128,8 +146,12 @@ def test_the_hunt_command_reads_logs_reports_and_writes_back(world, tmp_path: Pa
     path = tmp_path / "conn.log.gz"
     path.write_bytes(gzip.compress(ZEEK_CONN.encode()))
     out = tmp_path / "sightings.json"
+    listed = communique("hunt", str(path), "--as", "hunter@cert.example", database=database_url)
+    # 198.51.100.0/24 is a documentation range (RFC 5737): MISP's shipped lists flag it
+    assert listed.code == 0 and "indicators left out, their values on warning lists" in listed.err
+    assert "0 seen" in listed.err
     run = communique("hunt", str(path), "--as", "hunter@cert.example", "--out", str(out),
-                     "--report", database=database_url)
+                     "--report", "--include-warninglisted", database=database_url)
     assert run.code == 0, run.err
     assert "4 events" in run.err and "2 seen" in run.err
     assert "2 sightings written to" in run.err
@@ -142,7 +164,8 @@ def test_the_hunt_command_reads_logs_reports_and_writes_back(world, tmp_path: Pa
     assert sorted(s["sighting_of_ref"] for s in exported["objects"]) == sorted(counts)
     assert all("extensions" in s for s in exported["objects"])  # signed by the node
     later = communique("hunt", str(path), "--as", "hunter@cert.example", "--since",
-                       "2026-11-27T12:00:02Z", "--out", "-", database=database_url)
+                       "2026-11-27T12:00:02Z", "--out", "-", "--include-warninglisted",
+                       database=database_url)
     assert later.code == 0
     assert {s["sighting_of_ref"]: s["count"] for s in json.loads(later.out)["objects"]} == {
         objects[0]["id"]: 1, objects[1]["id"]: 1}  # from 12:00:02 on: the last two lines

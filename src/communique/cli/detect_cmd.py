@@ -33,10 +33,12 @@ from communique.store.base import Store
               help="Write the sightings as a STIX bundle here ('-': standard output).")
 @click.option("--report", is_flag=True,
               help="Store each sighting in its indicator's collection, where you may write.")
+@click.option("--include-warninglisted", is_flag=True,
+              help="Hunt also indicators whose values are all on MISP warning lists.")
 @with_store
 def hunt(store: Store, files: tuple[str, ...], email: str, log_format: str,
          collection_ids: tuple[str, ...], since: str | None, mapping: str | None,
-         out: str | None, report: bool) -> None:
+         out: str | None, report: bool, include_warninglisted: bool) -> None:
     """Match log files (gzip too; '-' for standard input) against the shared indicators."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -46,6 +48,7 @@ def hunt(store: Store, files: tuple[str, ...], email: str, log_format: str,
     from communique.detect import hunt as hunting
     from communique.detect import logs
     from communique.detect.events import ReadReport
+    from communique.detect.warninglists import WarningLists
 
     principal = accounts.principal_for(store, email)
     now = timestamps.now_us()
@@ -63,8 +66,10 @@ def hunt(store: Store, files: tuple[str, ...], email: str, log_format: str,
     with Progress(SpinnerColumn(), TextColumn("{task.completed:,} events"),
                   TextColumn("{task.speed}"), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
+        lists = None if include_warninglisted else WarningLists.load()
         task = bar.add_task("hunting")
-        found = hunting.run(active, events, progress=lambda n: bar.advance(task, n))
+        found = hunting.run(active, events, warninglists=lists,
+                            progress=lambda n: bar.advance(task, n))
     made = hunting.sightings(found, principal, now_us=now)
     table = Table(title=f"{found.events:,} events, {found.indicators:,} indicators, "
                         f"{len(found.seen):,} seen")
@@ -79,6 +84,14 @@ def hunt(store: Store, files: tuple[str, ...], email: str, log_format: str,
         what = "fields left out" if "record kept" in reason else "records skipped"
         console.print(f"{count:,} {what}: {reason} "
                       f"(first at {read_report.examples.get(reason, '?')})")
+    if found.suppressed:
+        flagged: dict[str, int] = {}
+        for names in found.suppressed.values():
+            for name in names:
+                flagged[name] = flagged.get(name, 0) + 1
+        console.print(f"{len(found.suppressed):,} indicators left out, their values on "
+                      "warning lists (--include-warninglisted hunts them too): "
+                      + "; ".join(f"{name} ({count})" for name, count in sorted(flagged.items())))
     if found.unsupported:
         reasons: dict[str, int] = {}
         for reason in found.unsupported.values():

@@ -139,6 +139,23 @@ class Engine:
                 index.setdefault(normalise.value(anchor.path, value), []).append(rule)
 
 
+def anchor_values(pattern: str) -> list[tuple[str, object]] | None:
+    """Return the (path, value) pairs a pattern is looked up by, or None if some part of
+    it is not a plain value lookup (a range, LIKE, MATCHES…) or it cannot run."""
+    try:
+        rules = _rules("", pattern)
+    except Unsupported:
+        return None
+    values: list[tuple[str, object]] = []
+    for rule in rules:
+        anchor = _anchor(rule.comparisons)
+        if anchor is None or anchor.op == "ISSUBSET":
+            return None
+        values.extend((anchor.path, v) for v in (anchor.value if anchor.op == "IN"
+                                                 else (anchor.value,)))
+    return values
+
+
 class Unsupported(Exception):
     """A pattern the engine does not run, and why."""
 

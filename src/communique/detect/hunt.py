@@ -18,8 +18,9 @@ import orjson
 
 from communique import access, timestamps
 from communique.access import Principal
-from communique.detect.engine import Engine
+from communique.detect.engine import Engine, anchor_values
 from communique.detect.events import Event
+from communique.detect.warninglists import WarningLists
 from communique.stix.markings import TLP2_IDS, Tlp
 from communique.store.base import Collection, Store
 from communique.taxii import filters
@@ -71,6 +72,7 @@ class Hunt:
     indicators: int = 0
     seen: dict[str, Seen] = field(default_factory=dict)
     unsupported: dict[str, str] = field(default_factory=dict)
+    suppressed: dict[str, list[str]] = field(default_factory=dict)  # id -> warning lists
 
 
 def active_indicators(store: Store, principal: Principal, collections: Sequence[Collection],
@@ -99,12 +101,20 @@ def active_indicators(store: Store, principal: Principal, collections: Sequence[
 
 
 def run(indicators: Iterable[Indicator], events: Iterable[Event], *,
+        warninglists: WarningLists | None = None,
         progress: Callable[[int], None] = lambda n: None) -> Hunt:
-    """Match every event against every indicator; count what was seen."""
+    """Match every event against every indicator; count what was seen.
+
+    With ``warninglists``, an indicator whose every value is on a warning list (a
+    public resolver, a top site, a private range) is left out, and the lists named.
+    """
     engine, known = Engine(), {}
     hunt = Hunt()
     for indicator in indicators:
-        if engine.add(indicator.id, indicator.pattern):
+        names = warninglisted(indicator.pattern, warninglists) if warninglists else None
+        if names:
+            hunt.suppressed[indicator.id] = names
+        elif engine.add(indicator.id, indicator.pattern):
             known[indicator.id] = indicator
     hunt.indicators, hunt.unsupported = len(known), dict(engine.unsupported)
     batch: list[Event] = []
@@ -127,6 +137,38 @@ def _match(engine: Engine, known: dict[str, Indicator], batch: list[Event], hunt
         if found is None:
             found = hunt.seen[indicator_id] = Seen(known[indicator_id])
         found.add(batch[position])
+
+
+def warninglisted(pattern: str, lists: WarningLists) -> list[str] | None:
+    """Return the warning lists that flag every value a pattern looks for, or None."""
+    values = anchor_values(pattern)
+    if not values:
+        return None
+    names: set[str] = set()
+    for path, value in values:
+        kind = _kind(path, value)
+        hits = lists.hits(str(value), kind=kind) if kind and isinstance(value, str) else []
+        if not hits:
+            return None
+        names.update(hit.name for hit in hits)
+    return sorted(names)
+
+
+def _kind(path: str, value: object) -> str | None:
+    """Return the warning-list kind of a value seen at ``path`` (None: lists do not apply)."""
+    if path in ("ipv4-addr:value", "ipv6-addr:value", "network-traffic:src_ref.value",
+                "network-traffic:dst_ref.value"):
+        return "ipv6" if isinstance(value, str) and ":" in value else "ipv4"
+    if path == "domain-name:value":
+        return "domain"
+    if path == "url:value":
+        return "url"
+    if ":hashes." in path:
+        return "hash"
+    if path in ("email-addr:value", "email-message:from_ref.value",
+                "email-message:sender_ref.value"):
+        return "email"
+    return None
 
 
 def organisation_identity(name: str) -> str:
