@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+import orjson
+
 TARGETS = {
     "ingest_min": 5_000,      # objects/s at every fill level
     "ingest_flat": 0.8,       # slowest level at least this share of the fastest
@@ -88,6 +90,14 @@ def _summary_of(entries: list[dict]) -> dict:
         "rss_after_reads_mib": med(lambda e: e["rss_after_reads_kib"]["VmRSS"] / 1024),
         "stopped": [e["ingest"]["stopped"] for e in entries if e["ingest"].get("stopped")],
     }
+
+
+def save(results: dict, out: Path, rendered: str) -> None:
+    """Write a run's raw results as JSON and print its table and where the results are."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    print(rendered)
+    print(f"\nraw results: {out}")
 
 
 def summarise(results: dict) -> dict:

@@ -293,10 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workroot, ignore_errors=True)
     results["machine"]["loadavg_end"] = report.loadavg()
     results["summary"] = report.summarise(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-    print(report.render(results))
-    print(f"\nraw results: {args.out}")
+    report.save(results, args.out, report.render(results))
     return 0
 
 

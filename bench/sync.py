@@ -774,10 +774,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workroot, ignore_errors=True)
     results["machine"]["loadavg_end"] = report.loadavg()
     results["summary"] = summarise(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-    print(render(results))
-    print(f"\nraw results: {args.out}")
+    report.save(results, args.out, render(results))
     return 0
 
 

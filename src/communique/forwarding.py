@@ -47,8 +47,8 @@ def forward(store: Store, principal: Principal, *, source: Collection, destinati
             if g.org_id == principal.org_id}
     access.require_read(access.access_to(principal, mine.get(source.id), public=source.public))
     access.require_write(access.access_to(principal, mine.get(destination.id)))
-    source_readers = frozenset(g.org_id for g in source_grants if g.can_read)
-    destination_readers = frozenset(g.org_id for g in destination_grants if g.can_read)
+    source_readers = access.readers(source_grants)
+    destination_readers = access.readers(destination_grants)
     seen = access.visibility(principal, source)
     report = Report()
     query = Query(ids=tuple(ids), types=tuple(sorted(set(types))), limit=BATCH,

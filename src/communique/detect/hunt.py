@@ -18,6 +18,7 @@ import orjson
 
 from communique import access, timestamps
 from communique.access import Principal
+from communique.detect import normalise
 from communique.detect.engine import Engine, anchor_values
 from communique.detect.events import Event
 from communique.detect.warninglists import WarningLists
@@ -156,8 +157,7 @@ def warninglisted(pattern: str, lists: WarningLists) -> list[str] | None:
 
 def _kind(path: str, value: object) -> str | None:
     """Return the warning-list kind of a value seen at ``path`` (None: lists do not apply)."""
-    if path in ("ipv4-addr:value", "ipv6-addr:value", "network-traffic:src_ref.value",
-                "network-traffic:dst_ref.value"):
+    if path in normalise.IP_PATHS:
         return "ipv6" if isinstance(value, str) and ":" in value else "ipv4"
     if path == "domain-name:value":
         return "domain"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Connection, delete, select, tuple_, update
+from sqlalchemy import Connection, delete, func, select, tuple_, update
 
 from communique.store import schema as s
 from communique.store.base import Peer, PeerLink, PublicKey
@@ -118,6 +118,11 @@ class FederationSql:
         return [tuple(row) for row in self.conn.execute(  # type: ignore[misc]
             select(r.c.stix_id, r.c.version, r.c.attempts).where(
                 r.c.link_id == link_id, r.c.next_try <= now).order_by(r.c.next_try).limit(limit))]
+
+    def count_retries(self, link_id: int) -> int:
+        """Return how many refused versions of a link wait to be offered again."""
+        r = s.push_retries
+        return self.conn.execute(select(func.count()).where(r.c.link_id == link_id)).scalar_one()
 
     def clear_retries(self, link_id: int, keys: Sequence[tuple[str, int]]) -> None:
         r = s.push_retries

@@ -64,7 +64,7 @@ def link_states(store: Store, *, name: str | None = None, now: int) -> list[Link
             peer = peers.get(link.peer_id)
             if peer is None:
                 continue
-            retries = len(tx.due_retries(link.id, now=2**62, limit=100_000))
+            retries = tx.count_retries(link.id)
             lag = None if link.last_success is None else (now - link.last_success) / 1e6
             states.append(LinkState(peer.name, link.direction, link.remote_collection,
                                     names.get(link.local_collection, link.local_collection),
