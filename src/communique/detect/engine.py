@@ -122,7 +122,7 @@ class Engine:
                 candidates.extend(_in_networks(networks, seen))
         candidates.extend(self.scanned)
         return {rule.indicator_id for rule in candidates
-                if all(_holds(c, values.get(c.path, ())) for c in rule.comparisons)}
+                if all(holds(c, values.get(c.path, ())) for c in rule.comparisons)}
 
     def _file(self, rule: Rule) -> None:
         anchor = _anchor(rule.comparisons)
@@ -252,7 +252,7 @@ def _in_networks(by_length: dict[int, dict[int, list[Rule]]], seen: list) -> lis
     return found
 
 
-def _holds(comparison: Comparison, seen: list) -> bool:
+def holds(comparison: Comparison, seen: list) -> bool:
     """Return whether some value seen at the comparison's path satisfies it."""
     expected = normalise.value(comparison.path, comparison.value) \
         if comparison.op in ("=", "!=") else comparison.value
