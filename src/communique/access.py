@@ -16,6 +16,7 @@ collection is readable without authentication, and holds TLP:CLEAR only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Mapping
 
 from communique.errors import Forbidden, NotFound, Unauthorized
 from communique.stix.markings import Tlp
@@ -95,6 +96,20 @@ def export_view(principal: Principal, collection: Collection) -> Visibility:
     return Visibility(seen.levels - {Tlp.RED}, seen.default)
 
 
+def reading_views(principal: Principal, collections: Iterable[Collection],
+                  grants: Mapping[str, Grant], *, leaving: bool) -> dict[str, Visibility]:
+    """Return, per collection ``principal`` may read, what it may see there.
+
+    ``leaving``: for what goes out of the node or beside other members' reports (exports,
+    correlation), so never TLP:RED (``export_view``); otherwise as a TAXII read sees it.
+    """
+    views = {}
+    for collection in collections:
+        if access_to(principal, grants.get(collection.id), public=collection.public).can_read:
+            views[collection.id] = (export_view if leaving else visibility)(principal, collection)
+    return views
+
+
 def refusal_to_forward(level: Tlp, *, stored_level: int | None, forwarder_org: int,
                        source_readers: frozenset[int], destination: Collection,
                        destination_readers: frozenset[int]) -> str | None:
@@ -123,12 +138,14 @@ def refusal_to_forward(level: Tlp, *, stored_level: int | None, forwarder_org: i
 
 
 def refusal_to_pull(level: Tlp | None, *, max_tlp: Tlp, destination: Collection,
-                    destination_readers: frozenset[int], entitled_org: int) -> str | None:
+                    destination_readers: frozenset[int], entitled_org: int,
+                    source_org: int | None = None) -> str | None:
     """Return the TLP 2.0 rule that stops an object pulled from a peer landing in ``destination``.
 
     ``level`` is the object's own marking (None: unmarked, taken as AMBER, and kept out of a
     collection whose default would show it more widely). ``entitled_org`` is the organisation
-    this node acts for at the peer: the one the peer shared the object with.
+    this node acts for at the peer: the one the peer shared the object with. ``source_org``
+    runs the peer: it shared the object, so its reading it here widens nothing.
     """
     if level is None:
         if destination.default_tlp < Tlp.AMBER:
@@ -136,7 +153,7 @@ def refusal_to_pull(level: Tlp | None, *, max_tlp: Tlp, destination: Collection,
                     "unmarked objects from a peer are taken as TLP:AMBER")
         level = Tlp.AMBER
     return _refusal_between_nodes(level, max_tlp) or _refusal_amber_here(
-        level, destination, destination_readers, entitled_org)
+        level, destination, destination_readers, {entitled_org, source_org})
 
 
 def _refusal_between_nodes(level: Tlp, max_tlp: Tlp) -> str | None:
@@ -148,24 +165,25 @@ def _refusal_between_nodes(level: Tlp, max_tlp: Tlp) -> str | None:
 
 
 def _refusal_amber_here(level: Tlp, destination: Collection, readers: frozenset[int],
-                        entitled_org: int) -> str | None:
+                        entitled: set[int | None]) -> str | None:
     if level == Tlp.CLEAR:
         return None
     if destination.public:
         return f"{level.label} may not go into a public collection"
-    if level >= Tlp.AMBER and readers - {entitled_org}:
+    if level >= Tlp.AMBER and readers - entitled:
         return (f"{level.label} from a peer goes only into a collection that no organisation "
-                "but the one the peer shared it with can read")
+                "but the one the peer shared it with (and the peer's own) can read")
     return None
 
 
 def refusal_to_push(level: Tlp, *, stored_level: int | None, max_tlp: Tlp, peer_org: int,
-                    source_readers: frozenset[int]) -> str | None:
+                    source_readers: frozenset[int], back_to_producer: bool = False) -> str | None:
     """Return the TLP 2.0 rule that stops an object going to a peer node, or None.
 
     ``level`` is its level here; an unmarked object above TLP:CLEAR stays (the peer would
     apply a default of its own). AMBER and AMBER+STRICT go only to a peer whose organisation
-    may read the collection here.
+    may read the collection here, or ``back_to_producer``: a sighting made here of an
+    indicator that came from that peer, which tells the indicator's producer where it fired.
     """
     refusal = _refusal_between_nodes(level, max_tlp)
     if refusal:
@@ -173,7 +191,7 @@ def refusal_to_push(level: Tlp, *, stored_level: int | None, max_tlp: Tlp, peer_
     if stored_level is None and level > Tlp.CLEAR:
         return (f"unmarked, this object is {level.label} here only by this collection's "
                 "default: mark it before it goes to another node")
-    if level >= Tlp.AMBER and peer_org not in source_readers:
+    if level >= Tlp.AMBER and peer_org not in source_readers and not back_to_producer:
         return f"{level.label} goes only to nodes of organisations that may read it here"
     return None
 

@@ -320,7 +320,7 @@ def _as_relayed(checked: ingest.Checked, relay: Peer, destination: Collection,
     """Hold objects pushed by a peer node to the TLP rule for objects from another node."""
     checked = ingest.refuse_where(checked, lambda obj: access.refusal_to_pull(
         obj.tlp, max_tlp=Tlp(relay.max_tlp), destination=destination,
-        destination_readers=readers, entitled_org=relay.local_org_id))
+        destination_readers=readers, entitled_org=relay.local_org_id, source_org=relay.org_id))
     return ingest.as_received(checked)
 
 

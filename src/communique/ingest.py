@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from communique import access, audit, timestamps
+from communique.detect import filing
 from communique.errors import InvalidObject
 from communique.provenance import signatures
 from communique.provenance.signatures import PROVENANCE_EXTENSION, Keyring, Status, Verdict
@@ -159,10 +160,12 @@ def store_checked(tx: Tx, checked: Checked, *, collection: Collection, producer_
             valid.append((index, obj))
     outcomes = tx.add_objects(collection.id, [obj for _, obj in valid], now=now,
                               producer_org=producer_org, origin_peer=origin_peer)
+    added = []
     for (index, obj), (outcome, stored_version) in zip(valid, outcomes):
         version = obj.version or timestamps.format_us(stored_version)
         if outcome is Outcome.ADDED:
             results[index] = Result(obj.id, version, ADDED)
+            added.append((obj.raw, stored_version))
         elif outcome is Outcome.DUPLICATE:
             results[index] = Result(obj.id, version, DUPLICATE,
                                     "already in the collection (exact duplicate)")
@@ -170,4 +173,5 @@ def store_checked(tx: Tx, checked: Checked, *, collection: Collection, producer_
             results[index] = Result(obj.id, version, REFUSED,
                                     "a different object with this id and version is already "
                                     "in the collection; change 'modified' to make a new version")
+    filing.file_stored(tx, collection.id, added)
     return [r for r in results if r is not None]

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from communique import ingest, timestamps
+from communique.detect import filing
 from communique.errors import CommuniqueError
 from communique.provenance import keys, publish
 from communique.provenance.signatures import TrustedKey
@@ -61,6 +62,7 @@ def prepare_database(store: Store) -> None:
     with store.write() as tx:
         if tx.get_setting(CURSOR_KEY) is None:
             tx.put_setting(CURSOR_KEY, secrets.token_hex(32))
+    filing.backfill(store)
 
 
 def provision(store: Store, settings: Settings, *, rotate_key: bool = False) -> Signer:

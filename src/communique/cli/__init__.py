@@ -6,7 +6,7 @@ declares commands and does nothing else.
 
 from communique.cli import (  # noqa: F401
     accounts_cmd, audit_cmd, collections_cmd, data_cmd, detect_cmd, keys_cmd, peers_cmd,
-    serving,
+    serving, standing_cmd,
 )
 from communique.cli.base import main, with_store
 from communique.cli.collections_cmd import add_collection

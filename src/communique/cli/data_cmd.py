@@ -11,7 +11,7 @@ import click
 
 from communique import access, accounts, audit, importer, timestamps
 from communique.cli.base import local_provenance, main, with_store
-from communique.errors import CommuniqueError
+from communique.errors import BadRequest, CommuniqueError
 from communique.store.base import Store
 
 
@@ -49,15 +49,36 @@ def import_(store: Store, file: str, collection_id: str | None, email: str | Non
 
 
 @main.command()
-@click.option("--collection", "collection_id", required=True, help="Collection id or alias.")
+@click.option("--collection", "collection_ids", multiple=True,
+              help="Collection id or alias (repeatable with --format: default every one you read).")
 @click.option("--as", "email", required=True,
               help="The user the export is for: it holds what they may read, never TLP:RED.")
-@click.option("--type", "types", multiple=True, help="Only objects of this STIX type (repeatable).")
+@click.option("--type", "types", multiple=True,
+              help="Only objects of this STIX type; with --format, only values of this "
+                   "observable type (ipv4-addr, domain-name, url, file…). Repeatable.")
 @click.option("--all-versions", is_flag=True, help="Every version, not only the latest.")
+@click.option("--format", "sensor_format", default=None,
+              type=click.Choice(["suricata", "zeek-intel", "csv", "stix", "misp", "plain"]),
+              help="Export the indicators that run now, for sensors and SIEMs, in this form.")
+@click.option("--min-score", type=click.FloatRange(0, 100), default=None,
+              help="With --format: only indicators whose decayed score is at least this.")
+@click.option("--include-warninglisted", is_flag=True,
+              help="With --format: also indicators whose values are all on warning lists.")
 @with_store
-def export(store: Store, collection_id: str, email: str, types: tuple[str, ...],
-           all_versions: bool) -> None:
-    """Write what a user may read of a collection to standard output as a STIX 2.1 bundle."""
+def export(store: Store, collection_ids: tuple[str, ...], email: str, types: tuple[str, ...],
+           all_versions: bool, sensor_format: str | None, min_score: float | None,
+           include_warninglisted: bool) -> None:
+    """Write what a user may read of a collection as a STIX 2.1 bundle, or (--format) the
+    indicators that run now as rules or lists for sensors."""
+    if sensor_format is not None:
+        from communique.cli.detect_cmd import export_for_sensors
+
+        export_for_sensors(store, collection_ids, email, types, sensor_format, min_score,
+                           include_warninglisted)
+        return
+    if len(collection_ids) != 1:
+        raise BadRequest("give one --collection (several only with --format)")
+    collection_id = collection_ids[0]
     target = importer.find_collection(store, collection_id)
     principal = accounts.principal_for(store, email)
     with store.read() as tx:

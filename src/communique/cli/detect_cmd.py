@@ -48,28 +48,32 @@ def hunt(store: Store, files: tuple[str, ...], email: str, log_format: str,
     from communique.detect import hunt as hunting
     from communique.detect import logs
     from communique.detect.events import ReadReport
-    from communique.detect.warninglists import WarningLists
+    from communique.detect import flags
 
     principal = accounts.principal_for(store, email)
     now = timestamps.now_us()
+    console = Console(stderr=True)
     since_us = _instant(since) if since else None
     with store.read() as tx:
         every = tx.list_collections()
     chosen = [importer.find_collection(store, c) for c in collection_ids] or every
-    active = list(hunting.active_indicators(store, principal, chosen, now_us=now))
+    if not include_warninglisted and flags.pending(store):
+        with console.status("checking new indicators against the MISP warning lists"):
+            flags.check_pending(store)
+    left_out: dict[str, str] = {}
+    active = list(hunting.active_indicators(store, principal, chosen, now_us=now,
+                                            include_warninglisted=include_warninglisted,
+                                            left_out=left_out))
     read_report = ReadReport()
     events = logs.read([Path(f) if f != "-" else "-" for f in files], format=log_format,
                        mapping=_mapping(mapping), report=read_report)
     if since_us is not None:
         events = (e for e in events if e.time_us is None or e.time_us >= since_us)
-    console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.completed:,} events"),
                   TextColumn("{task.speed}"), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
-        lists = None if include_warninglisted else WarningLists.load()
         task = bar.add_task("hunting")
-        found = hunting.run(active, events, warninglists=lists,
-                            progress=lambda n: bar.advance(task, n))
+        found = hunting.run(active, events, progress=lambda n: bar.advance(task, n))
     made = hunting.sightings(found, principal, now_us=now)
     table = Table(title=f"{found.events:,} events, {found.indicators:,} indicators, "
                         f"{len(found.seen):,} seen")
@@ -84,14 +88,8 @@ def hunt(store: Store, files: tuple[str, ...], email: str, log_format: str,
         what = "fields left out" if "record kept" in reason else "records skipped"
         console.print(f"{count:,} {what}: {reason} "
                       f"(first at {read_report.examples.get(reason, '?')})")
-    if found.suppressed:
-        flagged: dict[str, int] = {}
-        for names in found.suppressed.values():
-            for name in names:
-                flagged[name] = flagged.get(name, 0) + 1
-        console.print(f"{len(found.suppressed):,} indicators left out, their values on "
-                      "warning lists (--include-warninglisted hunts them too): "
-                      + "; ".join(f"{name} ({count})" for name, count in sorted(flagged.items())))
+    if left_out:
+        _print_left_out(console, left_out)
     if found.unsupported:
         reasons: dict[str, int] = {}
         for reason in found.unsupported.values():
@@ -144,6 +142,22 @@ def _report(store: Store, principal: Principal, found: Hunt, made: list[dict]) -
                    f"{target.alias or target.id}", err=True)
 
 
+def _print_left_out(console, left_out: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """Say how many indicators did not run, and why (decayed, on warning lists…)."""
+    reasons: dict[str, int] = {}
+    for reason in left_out.values():
+        kind = reason.split(":")[0]
+        if reason.startswith("on warning lists: "):
+            for name in reason.removeprefix("on warning lists: ").split(", "):
+                reasons[f"on the warning list {name}"] = reasons.get(
+                    f"on the warning list {name}", 0) + 1
+            continue
+        reasons[kind] = reasons.get(kind, 0) + 1
+    console.print(f"{len(left_out):,} indicators left out (kept in the store; "
+                  "--include-warninglisted hunts the warning-listed ones too): "
+                  + "; ".join(f"{reason} ({count:,})" for reason, count in sorted(reasons.items())))
+
+
 def _mapping(path: str | None) -> dict[str, str] | None:
     if path is None:
         return None
@@ -166,3 +180,30 @@ def _instant(text: str) -> int:
 
 def _when(micros: int | None) -> str:
     return "" if micros is None else timestamps.format_ms(micros)
+
+
+def export_for_sensors(store: Store, collection_ids: tuple[str, ...], email: str,
+                       types: tuple[str, ...], sensor_format: str, min_score: float | None,
+                       include_warninglisted: bool) -> None:
+    """Write the indicators that run now, for sensors, to standard output (audited)."""
+    from communique import importer
+    from communique.detect import flags, sensors
+
+    principal = accounts.principal_for(store, email)
+    with store.read() as tx:
+        every = tx.list_collections()
+    chosen = [importer.find_collection(store, c) for c in collection_ids] or every
+    if not include_warninglisted and flags.pending(store):
+        flags.check_pending(store)
+    now = timestamps.now_us()
+    selection = sensors.Selection(chosen, now, min_score=min_score,
+                                  types=tuple(t.strip().lower() for t in types),
+                                  include_warninglisted=include_warninglisted)
+    written, level = sensors.export(store, principal, selection, sys.stdout.buffer,
+                                    format=sensor_format, source=principal.org_name)
+    sys.stdout.buffer.flush()
+    with store.write() as tx:
+        tx.append_audit(audit.Actor.of(principal, "cli").event(
+            "indicators.export", target=",".join(c.id for c in chosen), format=sensor_format,
+            entries=written, tlp=level.label, min_score=min_score, types=sorted(types)), now=now)
+    click.echo(f"{written:,} entries exported at {level.label}", err=True)

@@ -16,9 +16,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import orjson
 
-from communique import access, timestamps
+from communique import timestamps
 from communique.access import Principal
-from communique.detect import normalise
+from communique.detect import flags, standing
 from communique.detect.engine import Engine, anchor_values
 from communique.detect.events import Event
 from communique.detect.warninglists import WarningLists
@@ -74,50 +74,98 @@ class Hunt:
     seen: dict[str, Seen] = field(default_factory=dict)
     unsupported: dict[str, str] = field(default_factory=dict)
     suppressed: dict[str, list[str]] = field(default_factory=dict)  # id -> warning lists
+    keep_matches: int = 0
+    matches: list[tuple[int, str]] = field(default_factory=list)  # (event position, indicator)
+    more_matches: bool = False  # some matches past ``keep_matches`` are not listed
 
 
 def active_indicators(store: Store, principal: Principal, collections: Sequence[Collection],
-                      *, now_us: int) -> Iterator[Indicator]:
-    """Yield the indicators ``principal`` may read in ``collections`` that are valid now."""
+                      *, now_us: int, include_warninglisted: bool = False,
+                      left_out: dict[str, str] | None = None) -> Iterator[Indicator]:
+    """Yield the indicators ``principal`` may read in ``collections`` that run now.
+
+    An indicator runs when it is valid now, not revoked, not decayed below its
+    model's threshold, and not flagged by warning lists (unless an analyst let it
+    through, or ``include_warninglisted``). Those left out go into ``left_out`` with
+    the reason; they are kept in the store.
+    """
     with store.read() as tx:
-        grants = tx.grants_of(principal.org_id)
+        everywhere = tx.list_collections()
+    seen = standing.views(store, principal, collections, leaving=False)
+    sightings_seen = standing.views(store, principal, everywhere, leaving=False)
+    per_type = standing.models(store)
     for collection in collections:
-        rights = access.access_to(principal, grants.get(collection.id), public=collection.public)
-        if not rights.can_read:
+        view = seen.get(collection.id)
+        if view is None:
             continue
-        seen = access.visibility(principal, collection)
         query = Query(types=("indicator",), limit=1000, versions=filters.LAST_VERSION)
         after = None
         while True:
             with store.read() as tx:
-                page = tx.list_objects(collection.id, query, visibility=seen, after=after)
+                page = tx.list_objects(collection.id, query, visibility=view, after=after)
+            judged = {s.row.stix_id: s for s in standing.standings(
+                store, {collection.id: view}, now_us=now_us, per_type=per_type,
+                stix_ids=[r.stix_id for r in page.records], sightings_seen=sightings_seen,
+                include_warninglisted=include_warninglisted)} if page.records else {}
             for record in page.records:
                 raw = orjson.loads(record.body or b"{}")
-                if _valid(raw, now_us) and raw.get("pattern_type") == "stix":
-                    level = Tlp(collection.default_tlp if record.tlp is None else record.tlp)
-                    yield Indicator(raw["id"], raw["pattern"], level, collection)
+                if not (_valid(raw, now_us) and raw.get("pattern_type") == "stix"):
+                    continue
+                verdict = judged.get(raw["id"])
+                if verdict is not None and verdict.excluded:
+                    if left_out is not None:
+                        left_out[raw["id"]] = verdict.excluded
+                    continue
+                level = Tlp(collection.default_tlp if record.tlp is None else record.tlp)
+                yield Indicator(raw["id"], raw["pattern"], level, collection)
             if not page.more:
                 break
             after = page.last_added
 
 
-def run(indicators: Iterable[Indicator], events: Iterable[Event], *,
-        warninglists: WarningLists | None = None,
-        progress: Callable[[int], None] = lambda n: None) -> Hunt:
-    """Match every event against every indicator; count what was seen.
+@dataclass
+class Compiled:
+    """Indicators compiled for matching, with those left out and why."""
+
+    engine: Engine
+    known: dict[str, Indicator]
+    suppressed: dict[str, list[str]] = field(default_factory=dict)  # id -> warning lists
+
+
+def prepare(indicators: Iterable[Indicator], *,
+            warninglists: WarningLists | None = None) -> Compiled:
+    """Compile indicators once, to match many batches of events against.
 
     With ``warninglists``, an indicator whose every value is on a warning list (a
     public resolver, a top site, a private range) is left out, and the lists named.
     """
-    engine, known = Engine(), {}
-    hunt = Hunt()
+    compiled = Compiled(Engine(), {})
     for indicator in indicators:
         names = warninglisted(indicator.pattern, warninglists) if warninglists else None
         if names:
-            hunt.suppressed[indicator.id] = names
-        elif engine.add(indicator.id, indicator.pattern):
-            known[indicator.id] = indicator
-    hunt.indicators, hunt.unsupported = len(known), dict(engine.unsupported)
+            compiled.suppressed[indicator.id] = names
+        elif compiled.engine.add(indicator.id, indicator.pattern):
+            compiled.known[indicator.id] = indicator
+    return compiled
+
+
+def run(indicators: Iterable[Indicator], events: Iterable[Event], *,
+        warninglists: WarningLists | None = None,
+        progress: Callable[[int], None] = lambda n: None) -> Hunt:
+    """Match every event against every indicator; count what was seen."""
+    return run_compiled(prepare(indicators, warninglists=warninglists), events, progress=progress)
+
+
+def run_compiled(compiled: Compiled, events: Iterable[Event], *,
+                 progress: Callable[[int], None] = lambda n: None,
+                 keep_matches: int = 0) -> Hunt:
+    """Match events against compiled indicators; count what was seen.
+
+    ``keep_matches``: also list up to that many (event position, indicator id) pairs.
+    """
+    hunt = Hunt(indicators=len(compiled.known), unsupported=dict(compiled.engine.unsupported),
+                suppressed=dict(compiled.suppressed), keep_matches=keep_matches)
+    engine, known = compiled.engine, compiled.known
     batch: list[Event] = []
     for event in events:
         batch.append(event)
@@ -132,43 +180,22 @@ def run(indicators: Iterable[Indicator], events: Iterable[Event], *,
 
 
 def _match(engine: Engine, known: dict[str, Indicator], batch: list[Event], hunt: Hunt) -> None:
+    offset = hunt.events
     hunt.events += len(batch)
     for position, indicator_id in engine.match_many(batch):
         found = hunt.seen.get(indicator_id)
         if found is None:
             found = hunt.seen[indicator_id] = Seen(known[indicator_id])
         found.add(batch[position])
+        if len(hunt.matches) < hunt.keep_matches:
+            hunt.matches.append((offset + position, indicator_id))
+        elif hunt.keep_matches:
+            hunt.more_matches = True
 
 
 def warninglisted(pattern: str, lists: WarningLists) -> list[str] | None:
     """Return the warning lists that flag every value a pattern looks for, or None."""
-    values = anchor_values(pattern)
-    if not values:
-        return None
-    names: set[str] = set()
-    for path, value in values:
-        kind = _kind(path, value)
-        hits = lists.hits(str(value), kind=kind) if kind and isinstance(value, str) else []
-        if not hits:
-            return None
-        names.update(hit.name for hit in hits)
-    return sorted(names)
-
-
-def _kind(path: str, value: object) -> str | None:
-    """Return the warning-list kind of a value seen at ``path`` (None: lists do not apply)."""
-    if path in normalise.IP_PATHS:
-        return "ipv6" if isinstance(value, str) and ":" in value else "ipv4"
-    if path == "domain-name:value":
-        return "domain"
-    if path == "url:value":
-        return "url"
-    if ":hashes." in path:
-        return "hash"
-    if path in ("email-addr:value", "email-message:from_ref.value",
-                "email-message:sender_ref.value"):
-        return "email"
-    return None
+    return flags.listed(anchor_values(pattern) or (), lists)
 
 
 def organisation_identity(name: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from communique import audit
 from communique.stix.validate import StixObject
@@ -152,6 +152,26 @@ class Visibility:
 
 
 @dataclass(frozen=True, slots=True)
+class IndicatorRow:
+    """The last version of an indicator as detection sees it (``indicator_facts`` and more)."""
+
+    pk: int
+    collection_id: str
+    stix_id: str
+    version: int
+    tlp: int | None  # its own level; None: the collection's default
+    producer_org: int | None
+    valid_from: int
+    valid_until: int | None
+    revoked: bool
+    confidence: int | None
+    kinds: str
+    created_by: str | None
+    warninglists: str | None  # None: not checked yet; '': on none
+    overridden: bool  # an analyst lets it through its warning lists
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     """What one organisation may do with one collection."""
 
@@ -259,6 +279,28 @@ class Tx(Protocol):
 
     def count_signatures(self, collection_id: str, *,
                          visibility: Visibility) -> dict[int, int]: ...
+
+    # detection facts (store/sql_detection.py)
+    def version_pks(self, collection_id: str,
+                    keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]: ...
+    def file_facts(self, indicators: Sequence[tuple[int, Any]],
+                   sightings: Sequence[tuple[int, Any]]) -> None: ...
+    def unfiled(self, *, after_pk: int, limit: int) -> list[tuple[int, str, int, bytes]]: ...
+    def unchecked_indicators(self, *, limit: int) -> dict[int, list[tuple[str, str]]]: ...
+    def set_warninglists(self, found: Mapping[int, str]) -> None: ...
+    def set_override(self, collection_id: str, stix_id: str, *, actor: str, reason: str,
+                     now: int) -> None: ...
+    def clear_override(self, collection_id: str, stix_id: str) -> bool: ...
+    def indicator_rows(self, views: Mapping[str, Visibility], *, after_pk: int = 0,
+                       limit: int = 1000, stix_ids: Sequence[str] = (),
+                       digests: Sequence[bytes] = ()) -> list[IndicatorRow]: ...
+    def values_of(self, pks: Iterable[int]) -> dict[int, list[tuple[str, str]]]: ...
+    def bodies_of(self, pks: Iterable[int]) -> dict[int, bytes]: ...
+    def origins_of(self, collection_id: str, stix_ids: Sequence[str]) -> dict[str, int | None]: ...
+    def sighting_totals(self, views: Mapping[str, Visibility],
+                        indicator_ids: Sequence[str]) -> dict[str, tuple[int, int | None, int]]: ...
+    def shared_values(self, views: Mapping[str, Visibility], *, min_reporters: int,
+                      limit: int) -> list[tuple[bytes, str, str, int, int]]: ...
 
     # keys and peers (store/sql_federation.py)
     def put_key(self, key: PublicKey) -> bool: ...

@@ -254,3 +254,53 @@ push_retries = Table(
     Column("attempts", Integer, nullable=False),
     Column("next_try", BigInteger, nullable=False),
 )
+
+# Detection facts of indicator and sighting versions (detect/catalogue.py), filed when a
+# version is stored and dropped with it. Queries join ``objects`` for the last version
+# and for the reader's TLP view, so these tables never decide who sees what.
+indicator_facts = Table(
+    "indicator_facts", metadata,
+    Column("object_pk", BigInteger, ForeignKey("objects.pk", ondelete="CASCADE"),
+           primary_key=True),
+    Column("valid_from", BigInteger, nullable=False),
+    Column("valid_until", BigInteger, nullable=True),
+    Column("revoked", Boolean, nullable=False),
+    Column("confidence", SmallInteger, nullable=True),
+    Column("kinds", String(300), nullable=False),  # STIX object types of its pattern
+    Column("created_by", String(300), nullable=True),  # its created_by_ref, if any
+    # the MISP warning lists that hold every value it looks for: NULL not checked yet,
+    # '' none, else names separated by newlines
+    Column("warninglists", Text, nullable=True),
+)
+
+indicator_values = Table(
+    "indicator_values", metadata,
+    Column("object_pk", BigInteger, ForeignKey("objects.pk", ondelete="CASCADE"),
+           primary_key=True),
+    Column("digest", LargeBinary(16), primary_key=True),  # catalogue.digest(path, value)
+    Column("path", String(200), nullable=False),
+    Column("value", Text, nullable=False),
+    Index("ix_indicator_values_digest", "digest"),
+)
+
+sighting_facts = Table(
+    "sighting_facts", metadata,
+    Column("object_pk", BigInteger, ForeignKey("objects.pk", ondelete="CASCADE"),
+           primary_key=True),
+    Column("sighting_of_ref", String(300), nullable=False, index=True),
+    Column("count", BigInteger, nullable=False),
+    Column("first_seen", BigInteger, nullable=True),
+    Column("last_seen", BigInteger, nullable=True),
+)
+
+# An analyst's decision that an indicator is hunted and exported although every value
+# it looks for is on a warning list. Kept per object, whatever its version.
+indicator_overrides = Table(
+    "indicator_overrides", metadata,
+    Column("collection_id", String(36), ForeignKey("collections.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("stix_id", String(300), primary_key=True),
+    Column("actor", String(320), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+)

@@ -24,6 +24,7 @@ from communique.store import schema as s
 from communique.store.base import STIX_MEDIA_TYPE, Outcome, Page, Record, Visibility
 from communique.store.sql_accounts import AccountsSql
 from communique.store.sql_audit import AuditSql
+from communique.store.sql_detection import DetectionSql
 from communique.store.sql_federation import FederationSql
 from communique.store.sql_identity import IdentitySql
 from communique.taxii.filters import Query
@@ -47,7 +48,7 @@ class _Version:
     row: dict | None = None  # set for versions inserted by this call
 
 
-class SqlTx(AccountsSql, AuditSql, IdentitySql, FederationSql):
+class SqlTx(AccountsSql, AuditSql, IdentitySql, FederationSql, DetectionSql):
     """The store's operations inside one open transaction."""
 
     def __init__(self, conn: Connection) -> None:

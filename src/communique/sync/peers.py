@@ -61,7 +61,7 @@ def add_peer(store: Store, *, name: str, url: str, token_file: str, pulls: list[
                        "(add it with `communique org add`)")
     links = [_link("pull", m, collections) for m in pulls] + \
             [_link("push", m, collections) for m in pushes]
-    _check_pull_destinations(store, links, collections, max_tlp, local_org.id)
+    _check_pull_destinations(store, links, collections, max_tlp, local_org.id, peer_org.id)
     with TaxiiClient(url, token, timeout=options.timeout, attempts=options.attempts,
                      transport=options.transport, ca_file=options.ca_file) as client:
         root = client.api_root()
@@ -139,7 +139,7 @@ def _link(direction: str, mapping: Mapping, collections: list[Collection]) -> Pe
 
 
 def _check_pull_destinations(store: Store, links: list[PeerLink], collections: list[Collection],
-                             max_tlp: Tlp, local_org: int) -> None:
+                             max_tlp: Tlp, local_org: int, peer_org: int) -> None:
     """Refuse, now and visibly, a pull whose objects could never land where it points."""
     by_id = {c.id: c for c in collections}
     for link in links:
@@ -152,7 +152,7 @@ def _check_pull_destinations(store: Store, links: list[PeerLink], collections: l
             if level <= max_tlp:
                 rule = access.refusal_to_pull(level, max_tlp=max_tlp, destination=destination,
                                               destination_readers=readers,
-                                              entitled_org=local_org)
+                                              entitled_org=local_org, source_org=peer_org)
                 if rule:
                     raise BadRequest(f"pull into {destination.alias or destination.id}: {rule}; "
                                      f"lower --max-tlp or pull into a collection that only "

@@ -134,7 +134,7 @@ def _store_page(store: Store, checked: ingest.Checked, *, peer: Peer, link: Peer
     transaction."""
     checked = ingest.refuse_where(checked, lambda obj: access.refusal_to_pull(
         obj.tlp, max_tlp=Tlp(peer.max_tlp), destination=destination,
-        destination_readers=readers, entitled_org=peer.local_org_id))
+        destination_readers=readers, entitled_org=peer.local_org_id, source_org=peer.org_id))
     checked = ingest.as_received(checked)
     now = timestamps.now_us()
     with store.write() as tx:

@@ -57,6 +57,19 @@ def push(store: Store, *, peer: Peer, link: PeerLink, client: TaxiiClient,
     return moved
 
 
+def _returning_sightings(store: Store, peer: Peer, source: Collection, records: list[Record],
+                         bodies: list[dict]) -> set[str]:
+    """Return the ids of sightings made here of indicators this peer sent (their feedback)."""
+    refs = {record.stix_id: body.get("sighting_of_ref") for record, body in zip(records, bodies)
+            if record.origin_peer is None and body.get("type") == "sighting"
+            and isinstance(body.get("sighting_of_ref"), str)}
+    if not refs:
+        return set()
+    with store.read() as tx:
+        origins = tx.origins_of(source.id, sorted(set(refs.values())))
+    return {sighting for sighting, ref in refs.items() if origins.get(ref) == peer.id}
+
+
 def _offer(store: Store, peer: Peer, link: PeerLink, client: TaxiiClient, source: Collection,
            readers: frozenset[int], records: list[Record], max_content_length: int,
            actor: audit.Actor, moved: Moved, *, position: int | None,
@@ -64,13 +77,16 @@ def _offer(store: Store, peer: Peer, link: PeerLink, client: TaxiiClient, source
     """Send the records TLP allows, in envelopes that fit; record outcomes and the position."""
     allowed: list[Record] = []
     held = 0
-    for record in records:
+    bodies = [orjson.loads(record.body or b"{}") for record in records]
+    returning = _returning_sightings(store, peer, source, records, bodies)
+    for record, body in zip(records, bodies):
         level = Tlp(source.default_tlp if record.tlp is None else record.tlp)
         # what the object itself says (an object pulled unmarked is stored at AMBER here,
         # but would take the peer's default there)
-        marked = markings.level_of(orjson.loads(record.body or b"{}"))
+        marked = markings.level_of(body)
         rule = access.refusal_to_push(level, stored_level=marked, max_tlp=Tlp(peer.max_tlp),
-                                      peer_org=peer.org_id, source_readers=readers)
+                                      peer_org=peer.org_id, source_readers=readers,
+                                      back_to_producer=record.stix_id in returning)
         if rule:
             held += 1
             moved.note(rule)

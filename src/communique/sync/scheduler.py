@@ -15,6 +15,7 @@ import uuid
 
 from communique import timestamps
 from communique.store.base import Store
+from communique.detect import flags
 from communique.sync.engine import Options, run_due
 
 LEASE = "sync.lease"
@@ -63,6 +64,8 @@ def forever(store: Store, stop: threading.Event, options: Options = Options(),
                             log.warning("sync %s %s -> %s failed: %s", run.link.direction,
                                         run.link.remote_collection, run.link.local_collection,
                                         run.error)
+                    # new indicators, pulled or posted, get their warning-list flags here
+                    flags.check_pending(store)
             except LeaseLost:
                 log.warning("another process took over the sync scheduler")
             except Exception:  # the database may be briefly unavailable; try again next tick
