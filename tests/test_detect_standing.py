@@ -214,3 +214,39 @@ def test_warning_listed_indicators_are_flagged_with_the_list_and_an_analyst_may_
                          "--collection", "a-feed", "--as", "a@cert-a.example", "--reason", "x",
                          database=store.url)
     assert unknown.code == 1 and "no indicator" in unknown.err
+
+
+@pytest.mark.parametrize("chosen", ["suricata", "zeek-intel", "csv", "stix", "misp", "plain"])
+def test_the_export_command_writes_each_sensor_format_with_its_tlp(world, chosen: str) -> None:  # type: ignore[no-untyped-def]
+    store, a, b, add = world
+    add(a, [ioc(1, "[ipv4-addr:value = '45.155.205.233']", Tlp.AMBER),
+            ioc(2, "[domain-name:value = 'evil.example']"),
+            ioc(3, "[ipv4-addr:value = '45.155.205.66']", Tlp.RED),
+            ioc(4, "[domain-name:value = 'stale.example']", days_ago=400)], "a@cert-a.example")
+    run = communique("export", "--format", chosen, "--as", "a@cert-a.example",
+                     database=store.url)
+    assert run.code == 0, run.err
+    assert "exported at TLP:AMBER" in run.err
+    assert "TLP:AMBER" in run.out.upper() or "tlp:amber" in run.out
+    assert "evil.example" in run.out and "45.155.205.233" in run.out
+    assert "45.155.205.66" not in run.out  # RED never leaves
+    assert "stale.example" not in run.out  # decayed
+    only = communique("export", "--format", chosen, "--as", "a@cert-a.example", "--type",
+                      "domain-name", "--collection", "a-feed", database=store.url)
+    assert only.code == 0, only.err
+    if chosen == "plain":
+        assert [line for line in only.out.splitlines()
+                if line and not line.startswith("#")] == ["evil.example"]
+    with store.read() as tx:
+        assert [e.action for e in tx.audit_entries()][-1] == "indicators.export"
+
+
+def test_the_plain_collection_export_is_unchanged_without_format(world) -> None:  # type: ignore[no-untyped-def]
+    store, a, _, add = world
+    add(a, [ioc(1, "[ipv4-addr:value = '45.155.205.233']")], "a@cert-a.example")
+    run = communique("export", "--collection", "a-feed", "--as", "a@cert-a.example",
+                     database=store.url)
+    assert run.code == 0 and json.loads(run.out)["type"] == "bundle"
+    both = communique("export", "--collection", "a-feed", "--collection", "b-feed", "--as",
+                      "a@cert-a.example", database=store.url)
+    assert both.code == 1 and "one --collection" in both.err

@@ -9,11 +9,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 from communique import node
+from communique.detect import online
 from communique.errors import CommuniqueError
 from communique.exchange import Exchange
 from communique.settings import Settings, load
 from communique.store import open_store
-from communique.web import pages, render, taxii
+from communique.web import detection, pages, render, taxii
 from communique.web.security import SecurityHeaders
 
 
@@ -29,13 +30,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         store.close()
 
-    app = Starlette(routes=pages.ROUTES + taxii.ROUTES, lifespan=lifespan, exception_handlers={
+    app = Starlette(routes=pages.ROUTES + detection.ROUTES + taxii.ROUTES, lifespan=lifespan, exception_handlers={
         CommuniqueError: render.communique_error,
         HTTPException: render.http_error,
         Exception: render.server_error,
     })
     app.router.redirect_slashes = False  # TAXII URLs end in '/'; a missing one is a 404 (§3.1)
     app.state.exchange = exchange
+    app.state.hunter = online.Hunter(store)
     app.state.settings = settings
     app.state.templates = pages.templates()
     # Outermost, around Starlette's own error middleware, so that 500s carry the headers too.
