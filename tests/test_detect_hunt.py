@@ -69,12 +69,13 @@ def test_only_indicators_valid_now_that_the_member_may_read_take_part(world) -> 
     assert sorted(i.id for i in active) == sorted([objects[0]["id"], objects[1]["id"],
                                                   objects[6]["id"]])
     found = hunt.run(active, events(*(f"198.51.100.{n}" for n in range(1, 9)), "198.51.100.1"))
-    assert found.events == 9 and found.indicators == 2
-    assert set(found.unsupported) == {objects[6]["id"]}
+    assert found.events == 9 and found.indicators == 3  # the WITHIN one runs in the sequencer
+    assert found.unsupported == {}
     first = found.seen[objects[0]["id"]]
     assert first.count == 2 and first.first_us == NOW and first.last_us == NOW + 8_000_000
     assert first.examples == ["conn.log:1", "conn.log:9"]
-    assert set(found.seen) == {objects[0]["id"], objects[1]["id"]}
+    assert set(found.seen) == {objects[0]["id"], objects[1]["id"], objects[6]["id"]}
+    assert found.seen[objects[6]["id"]].count == 1
 
 
 def test_sightings_are_valid_stix_and_no_wider_than_their_indicator(world) -> None:  # type: ignore[no-untyped-def]
@@ -172,3 +173,31 @@ def test_the_hunt_command_reads_logs_reports_and_writes_back(world, tmp_path: Pa
     assert later.code == 0
     assert {s["sighting_of_ref"]: s["count"] for s in json.loads(later.out)["objects"]} == {
         objects[0]["id"]: 1, objects[1]["id"]: 1}  # from 12:00:02 on: the last two lines
+
+
+def test_hunts_run_sequences_over_the_event_stream() -> None:
+    collection = None  # indicators of a hunt need no store here
+    beacon = hunt.Indicator("indicator--00000000-0000-4000-8000-000000000001",
+                            "[domain-name:value = 'c2.example'] REPEATS 3 TIMES WITHIN 60 SECONDS",
+                            Tlp.GREEN, collection)  # type: ignore[arg-type]
+    chain = hunt.Indicator("indicator--00000000-0000-4000-8000-000000000002",
+                           "[domain-name:value = 'drop.example'] FOLLOWEDBY "
+                           "[ipv4-addr:value = '45.155.205.233']", Tlp.GREEN,
+                           collection)  # type: ignore[arg-type]
+    odd = hunt.Indicator("indicator--00000000-0000-4000-8000-000000000003",
+                         "[ipv4-addr:value ISSUPERSET '10.0.0.0/8']", Tlp.GREEN,
+                         collection)  # type: ignore[arg-type]
+
+    def at(second: int, path: str, value: str) -> Event:
+        return Event(NOW + second * 1_000_000, {path: (value,)}, f"dns.log:{second}")
+
+    stream = [at(0, "domain-name:value", "c2.example"), at(1, "ipv4-addr:value", "45.155.205.233"),
+              at(20, "domain-name:value", "C2.example"), at(30, "domain-name:value", "drop.example"),
+              at(50, "domain-name:value", "c2.example."), at(55, "ipv4-addr:value", "45.155.205.233"),
+              at(200, "domain-name:value", "c2.example")]
+    found = hunt.run([beacon, chain, odd], stream)
+    assert found.indicators == 2 and set(found.unsupported) == {odd.id}
+    assert found.seen[beacon.id].count == 1  # three within a minute, once; the fourth is alone
+    assert (found.seen[beacon.id].first_us, found.seen[beacon.id].last_us) == (NOW, NOW + 50_000_000)
+    assert found.seen[chain.id].count == 1  # the address at 1 s came before the domain
+    assert found.seen[chain.id].first_us == NOW + 30_000_000

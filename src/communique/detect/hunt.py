@@ -21,6 +21,7 @@ from communique.access import Principal
 from communique.detect import flags, standing
 from communique.detect.engine import Engine, anchor_values
 from communique.detect.events import Event
+from communique.detect.temporal import Sequencer
 from communique.detect.warninglists import WarningLists
 from communique.stix.markings import TLP2_IDS, Tlp
 from communique.store.base import Collection, Store
@@ -54,8 +55,8 @@ class Seen:
     last_us: int | None = None
     examples: list[str] = field(default_factory=list)
 
-    def add(self, event: Event) -> None:
-        self.count += 1
+    def add(self, event: Event, *, count: bool = True) -> None:
+        self.count += count
         if event.time_us is not None:
             self.first_us = event.time_us if self.first_us is None else min(self.first_us,
                                                                              event.time_us)
@@ -77,6 +78,8 @@ class Hunt:
     keep_matches: int = 0
     matches: list[tuple[int, str]] = field(default_factory=list)  # (event position, indicator)
     more_matches: bool = False  # some matches past ``keep_matches`` are not listed
+    late: int = 0  # events older than one read before them (sequences may miss them)
+    dropped: int = 0  # events the sequencer could not keep (its bound was reached)
 
 
 def active_indicators(store: Store, principal: Principal, collections: Sequence[Collection],
@@ -125,11 +128,21 @@ def active_indicators(store: Store, principal: Principal, collections: Sequence[
 
 @dataclass
 class Compiled:
-    """Indicators compiled for matching, with those left out and why."""
+    """Indicators compiled for matching, with those left out and why.
+
+    The index engine runs patterns of one observation; the sequencer runs the rest
+    (several observations, WITHIN, REPEATS, FOLLOWEDBY, START/STOP) over the stream.
+    """
 
     engine: Engine
     known: dict[str, Indicator]
+    sequencer: Sequencer = field(default_factory=Sequencer)
     suppressed: dict[str, list[str]] = field(default_factory=dict)  # id -> warning lists
+
+    @property
+    def unsupported(self) -> dict[str, str]:
+        """Return the indicators neither matcher runs, with the reason."""
+        return dict(self.sequencer.unsupported)
 
 
 def prepare(indicators: Iterable[Indicator], *,
@@ -144,7 +157,8 @@ def prepare(indicators: Iterable[Indicator], *,
         names = warninglisted(indicator.pattern, warninglists) if warninglists else None
         if names:
             compiled.suppressed[indicator.id] = names
-        elif compiled.engine.add(indicator.id, indicator.pattern):
+        elif compiled.engine.add(indicator.id, indicator.pattern) or \
+                compiled.sequencer.add(indicator.id, indicator.pattern):
             compiled.known[indicator.id] = indicator
     return compiled
 
@@ -163,34 +177,49 @@ def run_compiled(compiled: Compiled, events: Iterable[Event], *,
 
     ``keep_matches``: also list up to that many (event position, indicator id) pairs.
     """
-    hunt = Hunt(indicators=len(compiled.known), unsupported=dict(compiled.engine.unsupported),
+    hunt = Hunt(indicators=len(compiled.known), unsupported=compiled.unsupported,
                 suppressed=dict(compiled.suppressed), keep_matches=keep_matches)
-    engine, known = compiled.engine, compiled.known
     batch: list[Event] = []
     for event in events:
         batch.append(event)
         if len(batch) >= BATCH:
-            _match(engine, known, batch, hunt)
+            _match(compiled, batch, hunt)
             progress(len(batch))
             batch = []
     if batch:
-        _match(engine, known, batch, hunt)
+        _match(compiled, batch, hunt)
         progress(len(batch))
+    hunt.late, hunt.dropped = compiled.sequencer.late, sum(compiled.sequencer.dropped.values())
     return hunt
 
 
-def _match(engine: Engine, known: dict[str, Indicator], batch: list[Event], hunt: Hunt) -> None:
+def _match(compiled: Compiled, batch: list[Event], hunt: Hunt) -> None:
     offset = hunt.events
     hunt.events += len(batch)
-    for position, indicator_id in engine.match_many(batch):
-        found = hunt.seen.get(indicator_id)
-        if found is None:
-            found = hunt.seen[indicator_id] = Seen(known[indicator_id])
-        found.add(batch[position])
-        if len(hunt.matches) < hunt.keep_matches:
-            hunt.matches.append((offset + position, indicator_id))
-        elif hunt.keep_matches:
-            hunt.more_matches = True
+    for position, indicator_id in compiled.engine.match_many(batch):
+        _seen(hunt, compiled.known[indicator_id]).add(batch[position])
+        _keep(hunt, offset + position, indicator_id)
+    if compiled.sequencer.patterns:
+        for match in compiled.sequencer.feed(batch):
+            found = _seen(hunt, compiled.known[match.indicator_id])
+            for event in match.events:  # a match counts once; its events give the times
+                found.add(event, count=False)
+            found.count += 1
+            _keep(hunt, match.positions[-1], match.indicator_id)
+
+
+def _seen(hunt: Hunt, indicator: Indicator) -> Seen:
+    found = hunt.seen.get(indicator.id)
+    if found is None:
+        found = hunt.seen[indicator.id] = Seen(indicator)
+    return found
+
+
+def _keep(hunt: Hunt, position: int, indicator_id: str) -> None:
+    if len(hunt.matches) < hunt.keep_matches:
+        hunt.matches.append((position, indicator_id))
+    elif hunt.keep_matches:
+        hunt.more_matches = True
 
 
 def warninglisted(pattern: str, lists: WarningLists) -> list[str] | None:

@@ -155,7 +155,10 @@ def _reference(pattern: str) -> PatternNode:
         raise BadRequest(f"not a STIX 2.1 pattern: {str(exc)[:300]}") from None
     except Exception as exc:  # the parser fails in its own ways on hostile input
         raise BadRequest(f"not a STIX 2.1 pattern ({type(exc).__name__})") from None
-    return tree.visit(_builder())
+    try:
+        return tree.visit(_builder())
+    except RecursionError:
+        raise BadRequest("the pattern nests too deeply to be read") from None
 
 
 def _builder():  # type: ignore[no-untyped-def]
