@@ -146,3 +146,12 @@ def test_exports_over_http_hold_what_runs_never_red_and_are_audited(node: Node) 
         actions = [e.action for e in tx.audit_entries(actor=accounts.principal_for(
             node.store, producer.email).email)]
     assert "indicators.export" in actions
+
+
+def test_a_gzip_bomb_is_refused(node: Node) -> None:
+    _, reader, _, _, _ = setup(node)
+    bomb = gzip.compress(b"\n" * (300 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < node.settings.max_content_length
+    answer = requests.post(f"{node.url}/detect/hunt?format=eve", data=bomb,
+                           headers={**reader.headers, "Content-Type": "text/plain"}, timeout=120)
+    assert answer.status_code == 413 and "inflates" in answer.json()["description"]

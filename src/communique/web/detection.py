@@ -12,22 +12,28 @@ import gzip
 import io
 import tempfile
 from pathlib import Path
+from typing import AsyncIterator, BinaryIO
 
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from communique import audit, timestamps
 from communique.access import Principal
 from communique.detect import correlation, exports, flags, logs, online, sensors, standing
 from communique.detect.events import ReadReport
-from communique.errors import BadRequest, NotFound, Unauthorized
+from communique.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 from communique.exchange import Exchange
+from communique.stix.markings import Tlp
 from communique.store.base import Collection
 from communique.web import auth
 from communique.web.taxii import client_address, read_body
+
+
+_INFLATED_LIMIT = 256 * 1024 * 1024  # a gzip body may not inflate past this
+_SPOOL = 8 * 1024 * 1024  # exports larger than this wait on disk, not in memory
 
 
 def _json(body: object, status_code: int = 200) -> Response:
@@ -94,10 +100,13 @@ def _read_lines(body: bytes, log_format: str, report: ReadReport) -> list:
     if log_format not in logs.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(logs.FORMATS)}")
     if body[:2] == b"\x1f\x8b":
+        limit = _INFLATED_LIMIT
         try:
-            body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(online.MAX_TEXT * 100_000)
+            body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(limit + 1)
         except (OSError, EOFError):
             raise BadRequest("the gzip body is damaged") from None
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the gzip body inflates past {limit:,} bytes")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "events.log"
         path.write_bytes(body)
@@ -151,25 +160,47 @@ async def export(request: Request) -> Response:
     chosen = await run_in_threadpool(_collections, exchange, principal, request)
     selection = sensors.Selection(chosen, timestamps.now_us(), min_score=score,
                                   types=tuple(t.lower() for t in params.getlist("type")))
-    body, written, level = await run_in_threadpool(_export, exchange, principal, selection,
-                                                   chosen_format)
+    spool, written, level = await run_in_threadpool(_export, exchange, principal, selection,
+                                                    chosen_format)
+    await run_in_threadpool(_audit_export, exchange, principal, client_address(request),
+                            chosen, chosen_format, written, level, score)
+    chosen_kind = exports.FORMATS[chosen_format]
+    return StreamingResponse(_chunks(spool), media_type=chosen_kind.media_type, headers={
+        "X-TLP": level.label,
+        "Content-Disposition": f'attachment; filename="indicators.{chosen_kind.extension}"'})
+
+
+def _audit_export(exchange: Exchange, principal: Principal, address: str,
+                  chosen: list[Collection], chosen_format: str, written: int, level: Tlp,
+                  score: float | None) -> None:
     with exchange.store.write() as tx:
-        tx.append_audit(audit.Actor.of(principal, client_address(request)).event(
+        tx.append_audit(audit.Actor.of(principal, address).event(
             "indicators.export", target=",".join(c.id for c in chosen), format=chosen_format,
             entries=written, tlp=level.label, min_score=score), now=timestamps.now_us())
-    return Response(body, media_type=exports.FORMATS[chosen_format].media_type, headers={
-        "X-TLP": level.label,
-        "Content-Disposition": f'attachment; filename="indicators.{exports.FORMATS[chosen_format].extension}"'})
 
 
 def _export(exchange: Exchange, principal: Principal, selection: sensors.Selection,
-            chosen_format: str) -> tuple[bytes, int, object]:
+            chosen_format: str) -> tuple[BinaryIO, int, Tlp]:
+    """Write the export to a spool (memory, then disk past ``_SPOOL``), rewound."""
     if flags.pending(exchange.store):
         flags.check_pending(exchange.store)
-    out = io.BytesIO()
-    written, level = sensors.export(exchange.store, principal, selection, out,
-                                    format=chosen_format, source=principal.org_name)
-    return out.getvalue(), written, level
+    out = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
+    try:
+        written, level = sensors.export(exchange.store, principal, selection, out,
+                                        format=chosen_format, source=principal.org_name)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out, written, level  # type: ignore[return-value]
+
+
+async def _chunks(spool: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await run_in_threadpool(spool.read, 256 * 1024):
+            yield chunk
+    finally:
+        spool.close()
 
 
 def _number(params, name: str, default: int) -> int:  # type: ignore[no-untyped-def]
