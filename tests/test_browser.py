@@ -1,5 +1,5 @@
 """The web pages in a real headless browser (Debian's chromium, driven by playwright):
-sign-in, MFA enrolment, a wrong code, lockout, and creating a token."""
+sign-in, MFA enrolment, a wrong code, lockout, creating a token, and correlating a value."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pyotp
 import pytest
 import requests
 
-from communique import accounts
+from communique import accounts, timestamps
 from communique.identity import signin
-from tests.support import TAXII, Node
+from communique.stix.markings import TLP2_IDS, Tlp
+from tests.support import TAXII, Node, indicator
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
@@ -111,3 +112,38 @@ def test_repeated_wrong_passwords_lock_the_account(page, sqlite_node: Node) -> N
     assert page.inner_text("[role=alert]") == signin.GENERIC
     with sqlite_node.store.read() as tx:
         assert [e.action for e in tx.audit_entries(actor=email, action="account.locked")]
+
+
+def test_correlating_a_value_shows_who_reported_it(page, sqlite_node: Node) -> None:  # type: ignore[no-untyped-def]
+    """Two organisations report one value: the analyst sees both, an outsider sees nothing."""
+    node = sqlite_node
+    email = account(node)
+    when = timestamps.format_ms(timestamps.now_us() - 3_600_000_000)
+    for org in ("CERT-A", "CERT-B"):
+        member = node.member(org)
+        feed = node.collection(f"{org} feed", read=(org, "National CERT"), write=(org,))
+        node.post(member, feed, [indicator(
+            pattern="[ipv4-addr:value = '45.155.205.233']", created=when, modified=when,
+            object_marking_refs=[TLP2_IDS[Tlp.GREEN]])])
+    sign_in(page, email)
+    enrol(page)
+    page.click("#correlate-link")
+    assert page.url.endswith("/web/correlate")
+    page.fill("#correlate input[name=value]", "45.155.205.233")
+    page.click("#correlate button[type=submit]")
+    assert page.inner_text("#reporters").startswith("2 reporters")
+    assert page.locator("#reports tbody tr").count() == 2
+    assert {"org:CERT-A", "org:CERT-B"} <= set(page.locator("#reports tbody td").all_inner_texts())
+    assert page.locator("#shared tbody tr").count() == 1
+    assert "45.155.205.233" in page.inner_text("#shared")
+
+    page.click("header button[type=submit]")  # sign out
+    outsider = node.member("Bystanders").email
+    accounts.set_password(node.store, outsider, PASSWORD)
+    sign_in(page, outsider)
+    enrol(page)
+    page.click("#correlate-link")
+    page.fill("#correlate input[name=value]", "45.155.205.233")
+    page.click("#correlate button[type=submit]")
+    assert page.locator("#no-reports").count() == 1 and page.locator("#reports").count() == 0
+    assert page.locator("#no-shared").count() == 1

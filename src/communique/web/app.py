@@ -14,7 +14,7 @@ from communique.errors import CommuniqueError
 from communique.exchange import Exchange
 from communique.settings import Settings, load
 from communique.store import open_store
-from communique.web import detection, pages, render, taxii
+from communique.web import detect_pages, detection, pages, render, taxii
 from communique.web.security import SecurityHeaders
 
 
@@ -30,7 +30,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         store.close()
 
-    app = Starlette(routes=pages.ROUTES + detection.ROUTES + taxii.ROUTES, lifespan=lifespan, exception_handlers={
+    routes = pages.ROUTES + detect_pages.ROUTES + detection.ROUTES + taxii.ROUTES
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         CommuniqueError: render.communique_error,
         HTTPException: render.http_error,
         Exception: render.server_error,
