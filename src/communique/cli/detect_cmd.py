@@ -65,15 +65,25 @@ def hunt(store: Store, files: tuple[str, ...], email: str, log_format: str,
                                             include_warninglisted=include_warninglisted,
                                             left_out=left_out))
     read_report = ReadReport()
-    events = logs.read([Path(f) if f != "-" else "-" for f in files], format=log_format,
-                       mapping=_mapping(mapping), report=read_report)
-    if since_us is not None:
+    sources = [Path(f) if f != "-" else "-" for f in files]
+    if since_us is None:  # the fast path: columns, whole events only for hits
+        batches = logs.scan(sources, format=log_format, mapping=_mapping(mapping),
+                            report=read_report)
+    else:
+        events = logs.read(sources, format=log_format, mapping=_mapping(mapping),
+                           report=read_report)
         events = (e for e in events if e.time_us is None or e.time_us >= since_us)
     with Progress(SpinnerColumn(), TextColumn("{task.completed:,} events"),
                   TextColumn("{task.speed}"), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
         task = bar.add_task("hunting")
-        found = hunting.run(active, events, progress=lambda n: bar.advance(task, n))
+        compiled = hunting.prepare(active)
+        if since_us is None:
+            found = hunting.run_batches(compiled, batches,
+                                        progress=lambda n: bar.advance(task, n))
+        else:
+            found = hunting.run_compiled(compiled, events,
+                                         progress=lambda n: bar.advance(task, n))
     made = hunting.sightings(found, principal, now_us=now)
     table = Table(title=f"{found.events:,} events, {found.indicators:,} indicators, "
                         f"{len(found.seen):,} seen")
@@ -90,6 +100,9 @@ def hunt(store: Store, files: tuple[str, ...], email: str, log_format: str,
                       f"(first at {read_report.examples.get(reason, '?')})")
     if left_out:
         _print_left_out(console, left_out)
+    if found.late or found.dropped:
+        console.print(f"sequence patterns: {found.late:,} events came out of time order and "
+                      f"{found.dropped:,} could not be kept; matches needing them may be missed")
     if found.unsupported:
         reasons: dict[str, int] = {}
         for reason in found.unsupported.values():

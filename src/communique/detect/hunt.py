@@ -20,6 +20,7 @@ from communique import timestamps
 from communique.access import Principal
 from communique.detect import flags, standing
 from communique.detect.engine import Engine, anchor_values
+from communique.detect.columns import Batch
 from communique.detect.events import Event
 from communique.detect.temporal import Sequencer
 from communique.detect.warninglists import WarningLists
@@ -193,6 +194,28 @@ def run_compiled(compiled: Compiled, events: Iterable[Event], *,
     return hunt
 
 
+def run_batches(compiled: Compiled, batches: Iterable[Batch], *,
+                progress: Callable[[int], None] = lambda n: None) -> Hunt:
+    """Match columnar batches (``logs.scan``) against compiled indicators: the fast path.
+
+    Only the events that hit are built whole; a sequence pattern needs every event of
+    the batch, so with sequences running each batch is built whole for them.
+    """
+    hunt = Hunt(indicators=len(compiled.known), unsupported=compiled.unsupported,
+                suppressed=dict(compiled.suppressed))
+    for batch in batches:
+        hunt.events += batch.count
+        for slot, indicator_id in compiled.engine.match_batch(batch):
+            event = batch.event(slot)
+            if event is not None:
+                _seen(hunt, compiled.known[indicator_id]).add(event)
+        if compiled.sequencer.patterns:
+            _sequences(compiled, [event for _, event in batch.events()], hunt)
+        progress(batch.count)
+    hunt.late, hunt.dropped = compiled.sequencer.late, sum(compiled.sequencer.dropped.values())
+    return hunt
+
+
 def _match(compiled: Compiled, batch: list[Event], hunt: Hunt) -> None:
     offset = hunt.events
     hunt.events += len(batch)
@@ -200,12 +223,16 @@ def _match(compiled: Compiled, batch: list[Event], hunt: Hunt) -> None:
         _seen(hunt, compiled.known[indicator_id]).add(batch[position])
         _keep(hunt, offset + position, indicator_id)
     if compiled.sequencer.patterns:
-        for match in compiled.sequencer.feed(batch):
-            found = _seen(hunt, compiled.known[match.indicator_id])
-            for event in match.events:  # a match counts once; its events give the times
-                found.add(event, count=False)
-            found.count += 1
-            _keep(hunt, match.positions[-1], match.indicator_id)
+        _sequences(compiled, batch, hunt)
+
+
+def _sequences(compiled: Compiled, batch: Sequence[Event], hunt: Hunt) -> None:
+    for match in compiled.sequencer.feed(batch):
+        found = _seen(hunt, compiled.known[match.indicator_id])
+        for event in match.events:  # a match counts once; its events give the times
+            found.add(event, count=False)
+        found.count += 1
+        _keep(hunt, match.positions[-1], match.indicator_id)
 
 
 def _seen(hunt: Hunt, indicator: Indicator) -> Seen:

@@ -27,23 +27,31 @@ from typing import Any, Iterable, Iterator
 from communique.detect.events import Event
 from communique.detect.logs import times, zeek_fields
 from communique.detect.logs.jsonobj import load_object
-from communique.detect.logs.record import Context, Record
+from communique.detect.logs.record import Adder, Context, Record
 from communique.detect.logs.sources import Line
 
 
 def events(lines: Iterable[Line], ctx: Context) -> Iterator[Event]:
     """Yield the events of an EVE JSON log."""
     for line in lines:
-        if not line.text.strip():
-            continue
-        document = load_object(line, ctx)
-        if document is None:
-            continue
-        record = Record()
-        fill(record, document)
-        event = ctx.emit(record, line)
-        if event is not None:
-            yield event
+        found = event(line, ctx)
+        if found is not None:
+            yield found
+
+
+def event(line: Line, ctx: Context) -> Event | None:
+    """Return the event of one line, or None (a blank line, or one skipped and counted)."""
+    if not line.text.strip():
+        return None
+    document = load_object(line, ctx)
+    if document is None:
+        return None
+    record = Record()
+    fill(record, document)
+    return ctx.emit(record, line)
+
+
+SECTIONS = frozenset(("dns", "http", "tls", "fileinfo", "smtp", "email"))
 
 
 def fill(record: Record, document: dict[str, Any]) -> None:
@@ -54,14 +62,27 @@ def fill(record: Record, document: dict[str, Any]) -> None:
     record.add_port("src", document.get("src_port"))
     record.add_port("dst", document.get("dest_port"))
     record.add("network-traffic:protocols[*]", _text(document.get("proto")))
-    _dns(record, _section(document, "dns"))
-    _http(record, _section(document, "http"), document)
-    _tls(record, _section(document, "tls"))
-    _fileinfo(record, _section(document, "fileinfo"))
-    _mail(record, _section(document, "smtp"), _section(document, "email"))
+    fill_sections(record, document)
 
 
-def _dns(record: Record, dns: dict[str, Any]) -> None:
+def fill_sections(record: Adder, document: dict[str, Any]) -> None:
+    """Add the observables of an EVE event's application sections (``SECTIONS``)."""
+    dns, http, tls = _section(document, "dns"), _section(document, "http"), _section(document, "tls")
+    fileinfo, smtp, email = (_section(document, "fileinfo"), _section(document, "smtp"),
+                             _section(document, "email"))
+    if dns:  # an empty section adds nothing
+        _dns(record, dns)
+    if http:
+        _http(record, http, document)
+    if tls:
+        _tls(record, tls)
+    if fileinfo:
+        _fileinfo(record, fileinfo)
+    if smtp or email:
+        mail(record, smtp, email)
+
+
+def _dns(record: Adder, dns: dict[str, Any]) -> None:
     """Add queried names and the answers that are addresses or names."""
     record.add_host(_text(dns.get("rrname")))
     for query in _dicts(dns.get("queries")) + _dicts(dns.get("query")):
@@ -78,13 +99,13 @@ def _dns(record: Record, dns: dict[str, Any]) -> None:
                 _answer(record, value)
 
 
-def _answer(record: Record, rdata: Any) -> None:
+def _answer(record: Adder, rdata: Any) -> None:
     """Add one answer's data when it is text (SRV, SOA and the like are objects)."""
     if isinstance(rdata, str) and rdata:
         zeek_fields.add_answer(record, rdata)
 
 
-def _http(record: Record, http: dict[str, Any], document: dict[str, Any]) -> None:
+def _http(record: Adder, http: dict[str, Any], document: dict[str, Any]) -> None:
     """Add the host name and the request's URL."""
     host = _text(http.get("hostname"))
     record.add_host(host)
@@ -96,7 +117,7 @@ def _http(record: Record, http: dict[str, Any], document: dict[str, Any]) -> Non
         record.add_url(url)
 
 
-def _tls(record: Record, tls: dict[str, Any]) -> None:
+def _tls(record: Adder, tls: dict[str, Any]) -> None:
     """Add the SNI name and the server certificate's names and fingerprint."""
     record.add_host(_text(tls.get("sni")))
     record.add("x509-certificate:subject", _text(tls.get("subject")))
@@ -106,14 +127,14 @@ def _tls(record: Record, tls: dict[str, Any]) -> None:
         record.add_hash(fingerprint.replace(":", ""), "SHA-1", kind="x509-certificate")
 
 
-def _fileinfo(record: Record, fileinfo: dict[str, Any]) -> None:
+def _fileinfo(record: Adder, fileinfo: dict[str, Any]) -> None:
     """Add the file's name and hashes."""
     record.add("file:name", _text(fileinfo.get("filename")))
     for field, algorithm in (("md5", "MD5"), ("sha1", "SHA-1"), ("sha256", "SHA-256")):
         record.add_hash(_text(fileinfo.get(field)), algorithm)
 
 
-def _mail(record: Record, smtp: dict[str, Any], email: dict[str, Any]) -> None:
+def mail(record: Adder, smtp: dict[str, Any], email: dict[str, Any]) -> None:
     """Add envelope and header addresses, the subject, attachment names and URLs."""
     record.add_email(_text(email.get("from")), "email-message:from_ref.value")
     record.add("email-message:subject", _text(email.get("subject")))

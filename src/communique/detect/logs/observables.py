@@ -12,6 +12,8 @@ import re
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from communique.detect.columns import DOTTED_QUAD
+
 IPV4 = "ipv4-addr:value"
 IPV6 = "ipv6-addr:value"
 DOMAIN = "domain-name:value"
@@ -32,6 +34,8 @@ def ip_path(text: str) -> str | None:
     """Return the STIX path for an IP address literal (v4 or v6), or None if it is not one."""
     if not text or len(text) > 64 or not (":" in text or "." in text):
         return None
+    if DOTTED_QUAD.match(text):  # the common case, without ipaddress's parsing
+        return IPV4
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Protocol
 
 from communique.detect.events import Event, ReadReport
 from communique.detect.logs import observables
@@ -26,6 +26,17 @@ BAD_ADDRESS = "address is neither an IP nor a host name; record kept without it"
 BAD_HASH = "hash of unknown length or not hexadecimal; record kept without it"
 REPLACED = "invalid UTF-8; record kept with replacement characters"
 NOTHING = "no observables"
+
+
+class Adder(Protocol):
+    """What readers add observables to: a ``Record``, or a column collector standing in for one."""
+
+    def add(self, path: str, value: object) -> None: ...
+    def add_ip(self, text: object) -> bool: ...
+    def add_host(self, text: object) -> None: ...
+    def add_url(self, text: object) -> None: ...
+    def add_hash(self, text: object, algorithm: str | None = None, *, kind: str = "file") -> None: ...
+    def add_email(self, text: object, path: str = observables.EMAIL) -> None: ...
 
 
 class Record:

@@ -20,7 +20,7 @@ import sys
 import zlib
 from contextlib import nullcontext
 from pathlib import Path
-from typing import IO, Callable, ContextManager, Generator, Iterator, NamedTuple
+from typing import IO, Callable, ContextManager, Generator, Iterable, Iterator, NamedTuple
 
 from communique.detect.events import ReadReport
 
@@ -48,6 +48,34 @@ def source_name(source: str | Path) -> str:
 
 def lines(source: str | Path, *, report: ReadReport) -> Iterator[Line]:
     """Yield the decoded lines of one source, gunzipping it when it is gzip."""
+    return lines_of(blocks(source, report=report), source_name(source), report)
+
+
+def lines_of(numbered: Iterable[Block], name: str, report: ReadReport) -> Iterator[Line]:
+    """Yield the decoded lines of blocks."""
+    for block in numbered:
+        for offset, raw in enumerate(block.data.split(b"\n")):
+            if offset or not block.dropped_first:
+                line = decode(raw, block.first + offset, name, report)
+                if line is not None:
+                    yield line
+
+
+class Block(NamedTuple):
+    """Whole lines of a source as bytes, cut at newlines: ``count`` lines, the first numbered ``first``.
+
+    ``dropped_first`` says the first of them is the tail of a line too long to keep,
+    already counted; it is to be passed over.
+    """
+
+    first: int
+    data: bytes
+    count: int
+    dropped_first: bool = False
+
+
+def blocks(source: str | Path, *, report: ReadReport) -> Iterator[Block]:
+    """Yield the lines of one source in blocks of bytes, as they come (a chunk's worth at a time)."""
     name = source_name(source)
     try:
         opened = _open(source)
@@ -55,7 +83,7 @@ def lines(source: str | Path, *, report: ReadReport) -> Iterator[Line]:
         report.skip("cannot open source", name)
         return
     with opened as stream:
-        yield from _split(_decompressed(_chunks(stream, name, report), name, report), name, report)
+        yield from _blocks(_decompressed(_chunks(stream, name, report), name, report), name, report)
 
 
 def _open(source: str | Path) -> ContextManager[IO[bytes]]:
@@ -142,34 +170,32 @@ def _drain(inflater: "zlib._Decompress") -> bytes:
         return b""
 
 
-def _split(chunks: Iterator[bytes], name: str, report: ReadReport) -> Iterator[Line]:
-    """Cut chunks into lines, dropping (and counting) any line longer than MAX_LINE."""
+def _blocks(chunks: Iterator[bytes], name: str, report: ReadReport) -> Iterator[Block]:
+    """Cut chunks into blocks of whole lines, dropping (and counting) any line longer than MAX_LINE."""
     pending = b""
-    number = 0
+    number = 0  # lines numbered so far
     dropping = False
     for chunk in chunks:
-        parts = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
-        pending = parts.pop()
-        for raw in parts:
-            number += 1
-            if dropping:
-                dropping = False
-                continue
-            line = _decode(raw, number, name, report)
-            if line is not None:
-                yield line
+        data = pending + chunk if pending else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending = data
+        else:
+            body, pending = data[:cut], data[cut + 1:]
+            count = body.count(b"\n") + 1
+            yield Block(number + 1, body, count, dropping)
+            number += count
+            dropping = False
         if len(pending) > MAX_LINE and not dropping:
             report.skip("line longer than 1 MiB", f"{name}:{number + 1}")
             dropping = True
         if dropping:
             pending = b""
     if pending and not dropping:
-        line = _decode(pending, number + 1, name, report)
-        if line is not None:
-            yield line
+        yield Block(number + 1, pending, 1)
 
 
-def _decode(raw: bytes, number: int, name: str, report: ReadReport) -> Line | None:
+def decode(raw: bytes, number: int, name: str, report: ReadReport) -> Line | None:
     """Decode one line as UTF-8 (replacing bad bytes), or count it as binary or too long."""
     if len(raw) > MAX_LINE:
         report.skip("line longer than 1 MiB", f"{name}:{number}")

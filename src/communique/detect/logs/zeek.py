@@ -37,7 +37,7 @@ _CONTAINERS = frozenset((
 
 
 @dataclass
-class _Header:
+class Header:
     """What a TSV log's header lines have said so far."""
 
     separator: str = "\t"
@@ -74,29 +74,34 @@ class _Header:
 
 def events(lines: Iterable[Line], ctx: Context) -> Iterator[Event]:
     """Yield the events of a Zeek log, TSV or JSON."""
-    header = _Header()
+    header = Header()
     for line in lines:
-        text = line.text
-        if not text.strip():
-            continue
-        if text.startswith("#"):
-            header.update(text)
-            continue
-        if text.lstrip().startswith("{"):
-            read = _json_fields(line, ctx)
-        else:
-            read = _tsv_fields(line, header, ctx)
-        if read is None:
-            continue
-        fields, kind = read
-        record = Record()
-        zeek_fields.fill(record, fields, kind)
-        event = ctx.emit(record, line)
-        if event is not None:
-            yield event
+        found = event(line, header, ctx)
+        if found is not None:
+            yield found
 
 
-def _tsv_fields(line: Line, header: _Header, ctx: Context) -> tuple[dict[str, Any], str] | None:
+def event(line: Line, header: Header, ctx: Context) -> Event | None:
+    """Return the event of one line, or None (a header line taken in, a blank one, or a skip)."""
+    text = line.text
+    if not text.strip():
+        return None
+    if text.startswith("#"):
+        header.update(text)
+        return None
+    if text.lstrip().startswith("{"):
+        read = _json_fields(line, ctx)
+    else:
+        read = _tsv_fields(line, header, ctx)
+    if read is None:
+        return None
+    fields, kind = read
+    record = Record()
+    zeek_fields.fill(record, fields, kind)
+    return ctx.emit(record, line)
+
+
+def _tsv_fields(line: Line, header: Header, ctx: Context) -> tuple[dict[str, Any], str] | None:
     """Read a TSV line into its named fields, or count it as skipped."""
     if header.fields is None:
         ctx.skip(NO_HEADER, line)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from communique.detect.logs import observables, times
-from communique.detect.logs.record import Record
+from communique.detect.logs.record import Adder, Record
 
 Fields = Mapping[str, Any]  # field name -> str, int, float, or a list of them
 
@@ -51,6 +51,22 @@ USED = frozenset((
 ))
 
 
+# Each handler reads each field on its own (what a record gets is the union of what each
+# field adds), except these, read together: http's URL is rebuilt from four fields.
+TOGETHER = {"http": ("host", "uri", "id.resp_h", "id.resp_p")}
+# What ``fill`` does with a field alone, set to a plain string (not a set or vector),
+# as the Record call it makes (see ``collect.apply_role``); "" stands for every kind.
+ROLES = {
+    ("", "id.orig_h"): ("endpoint", "src"), ("", "id.resp_h"): ("endpoint", "dst"),
+    ("", "id.orig_p"): ("port", "src"), ("", "id.resp_p"): ("port", "dst"),
+    ("", "proto"): ("add", "network-traffic:protocols[*]"), ("dns", "query"): ("host",),
+    ("ssl", "server_name"): ("host",), ("files", "md5"): ("hash", "MD5", "file"),
+    ("files", "sha1"): ("hash", "SHA-1", "file"), ("files", "sha256"): ("hash", "SHA-256", "file"),
+    ("files", "filename"): ("add", "file:name"), ("notice", "src"): ("endpoint", "src"),
+    ("notice", "dst"): ("endpoint", "dst"),
+}
+
+
 def kind_of(fields: Fields, path: str | None) -> str:
     """Name the kind of Zeek log a record comes from ("conn", "dns", …), or ""."""
     if path:
@@ -63,7 +79,7 @@ def kind_of(fields: Fields, path: str | None) -> str:
 
 def fill(record: Record, fields: Fields, kind: str) -> None:
     """Add a Zeek record's time, connection and per-log observables."""
-    record.set_time(fields.get("ts"), _zeek_time)
+    record.set_time(fields.get("ts"), zeek_time)
     record.add_endpoint("src", _one(fields.get("id.orig_h")))
     record.add_endpoint("dst", _one(fields.get("id.resp_h")))
     record.add_port("src", _one(fields.get("id.orig_p")))
@@ -82,7 +98,7 @@ def _dns(record: Record, fields: Fields) -> None:
         add_answer(record, str(answer))
 
 
-def add_answer(record: Record, answer: str) -> None:
+def add_answer(record: Adder, answer: str) -> None:
     """Add a DNS answer when it is an address or a name (not TXT or other data)."""
     if not record.add_ip(answer) and observables.is_hostname(answer):
         record.add(observables.DOMAIN, answer)
@@ -167,7 +183,7 @@ _BY_KIND: dict[str, Callable[[Record, Fields], None]] = {
 }
 
 
-def _zeek_time(value: str | int | float) -> int | None:
+def zeek_time(value: str | int | float) -> int | None:
     """Read Zeek's ``ts``: epoch seconds, or ISO 8601 when Zeek was told to write that."""
     if isinstance(value, str) and "-" in value:
         return times.iso8601(value)
