@@ -250,3 +250,25 @@ def test_the_plain_collection_export_is_unchanged_without_format(world) -> None:
     both = communique("export", "--collection", "a-feed", "--collection", "b-feed", "--as",
                       "a@cert-a.example", database=store.url)
     assert both.code == 1 and "one --collection" in both.err
+
+
+def test_the_node_scheduler_flags_new_indicators_in_the_background(world) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from communique.sync import scheduler
+
+    store, a, _, add = world
+    add(a, [ioc(1, "[ipv4-addr:value = '8.8.8.8']")], "a@cert-a.example")
+    assert flags.pending(store)
+    thread, stop = scheduler.start(store)
+    try:
+        deadline = time.monotonic() + 120
+        while flags.pending(store) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    reader = accounts.principal_for(store, "a@cert-a.example")
+    (judged,) = standing.standings(store, standing.views(store, reader, [a], leaving=False),
+                                   now_us=timestamps.now_us(), per_type=standing.models(store))
+    assert judged.warninglists and judged.excluded.startswith("on warning lists: ")
