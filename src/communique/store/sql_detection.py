@@ -118,10 +118,13 @@ class DetectionSql:
         ).where(o.c.is_last == true(), o.c.pk > after_pk, self._readable(views))
         if stix_ids:
             sql = sql.where(o.c.stix_id.in_(stix_ids))
-        if digests:
+        if digests:  # through the digest index first: a handful of rows, not a scan
             v = s.indicator_values
-            sql = sql.where(select(v.c.object_pk).where(
-                v.c.object_pk == o.c.pk, v.c.digest.in_(digests)).exists())
+            pks = sorted({pk for (pk,) in self.conn.execute(
+                select(v.c.object_pk).where(v.c.digest.in_(digests)))})
+            if not pks:
+                return []
+            sql = sql.where(o.c.pk.in_(pks[:limit * 10]))
         rows = self.conn.execute(sql.order_by(o.c.pk).limit(limit))
         return [IndicatorRow(*row[:13], overridden=bool(row[13])) for row in rows]
 
@@ -168,12 +171,22 @@ class DetectionSql:
         totals: dict[str, tuple[int, int | None, int]] = {}
         ids = sorted(set(indicator_ids))
         for start in range(0, len(ids), _CHUNK):
-            rows = self.conn.execute(select(
-                g.c.sighting_of_ref, func.sum(g.c.count), func.max(g.c.last_seen),
-                func.count()).select_from(o.join(g, g.c.object_pk == o.c.pk)).where(
-                o.c.is_last == true(), g.c.sighting_of_ref.in_(ids[start:start + _CHUNK]),
-                self._readable(views)).group_by(g.c.sighting_of_ref))
-            totals.update({ref: (int(count or 0), last, int(n)) for ref, count, last, n in rows})
+            # the sightings of these indicators through their index first (most have
+            # none), then only those the reader may see
+            found = self.conn.execute(select(g.c.object_pk).where(
+                g.c.sighting_of_ref.in_(ids[start:start + _CHUNK]))).scalars().all()
+            for part in range(0, len(found), _CHUNK):
+                rows = self.conn.execute(select(
+                    g.c.sighting_of_ref, func.sum(g.c.count), func.max(g.c.last_seen),
+                    func.count()).select_from(o.join(g, g.c.object_pk == o.c.pk)).where(
+                    o.c.pk.in_(found[part:part + _CHUNK]), o.c.is_last == true(),
+                    self._readable(views)).group_by(g.c.sighting_of_ref))
+                for ref, count, last, n in rows:
+                    before = totals.get(ref, (0, None, 0))
+                    totals[ref] = (before[0] + int(count or 0),
+                                   max(x for x in (before[1], last) if x is not None)
+                                   if before[1] is not None or last is not None else None,
+                                   before[2] + int(n))
         return totals
 
     def shared_values(self, views: Mapping[str, Visibility], *, min_reporters: int,
