@@ -183,10 +183,8 @@ class DetectionSql:
                     self._readable(views)).group_by(g.c.sighting_of_ref))
                 for ref, count, last, n in rows:
                     before = totals.get(ref, (0, None, 0))
-                    totals[ref] = (before[0] + int(count or 0),
-                                   max(x for x in (before[1], last) if x is not None)
-                                   if before[1] is not None or last is not None else None,
-                                   before[2] + int(n))
+                    latest = max((x for x in (before[1], last) if x is not None), default=None)
+                    totals[ref] = (before[0] + int(count or 0), latest, before[2] + int(n))
         return totals
 
     def shared_values(self, views: Mapping[str, Visibility], *, min_reporters: int,
