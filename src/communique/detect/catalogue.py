@@ -96,13 +96,16 @@ def indicator_facts(raw: Mapping[str, Any], version: int) -> IndicatorFacts | No
     if isinstance(confidence, bool) or not isinstance(confidence, int):
         confidence = None
     values: dict[bytes, tuple[str, str, bytes]] = {}
-    for path, value in (anchor_values(pattern) or ())[:MAX_VALUES]:
+    anchors = anchor_values(pattern)
+    # a plain lookup names its object types in its paths: no second parse
+    kinds = {path.split(":", 1)[0] for path, _ in anchors} if anchors else object_types(pattern)
+    for path, value in (anchors or ())[:MAX_VALUES]:
         text = str(normalise.value(path, value))
         if len(text) <= MAX_VALUE_LENGTH:
             key = digest(path, text)
             values.setdefault(key, (path, text, key))
     return IndicatorFacts(raw["id"], version, valid_from, valid_until, raw.get("revoked") is True,
-                          confidence, ",".join(sorted(object_types(pattern)))[:300],
+                          confidence, ",".join(sorted(kinds))[:300],
                           _reference(raw.get("created_by_ref")), tuple(values.values()))
 
 

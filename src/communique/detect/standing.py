@@ -83,13 +83,15 @@ def standings(store: Store, seen: Mapping[str, Visibility], *, now_us: int,
 
     Sightings count where ``sightings_seen`` (default ``seen``) lets the reader see them.
     """
-    after = 0
-    while True:
+    after: int | None = 0
+    while after is not None:
         with store.read() as tx:
-            rows = tx.indicator_rows(seen, after_pk=after, limit=PAGE, stix_ids=stix_ids,
-                                     digests=digests)
-            if not rows:
-                return
+            if stix_ids or digests:  # a few, through their indexes
+                rows = tx.indicator_rows(seen, after_pk=after, limit=PAGE, stix_ids=stix_ids,
+                                         digests=digests)
+                after = rows[-1].pk if len(rows) == PAGE else None
+            else:
+                rows, after = tx.indicator_page(seen, after_pk=after, limit=PAGE)
             values = tx.values_of(row.pk for row in rows)
             totals = tx.sighting_totals(sightings_seen if sightings_seen is not None else seen,
                                         [row.stix_id for row in rows])
@@ -98,9 +100,6 @@ def standings(store: Store, seen: Mapping[str, Visibility], *, now_us: int,
             yield judge(row, seen[row.collection_id], values.get(row.pk, ()), now_us=now_us,
                         per_type=per_type, sightings=count, last_seen=last_seen,
                         include_warninglisted=include_warninglisted)
-        if len(rows) < PAGE:
-            return
-        after = rows[-1].pk
 
 
 def judge(row: IndicatorRow, view: Visibility, values: Sequence[tuple[str, str]], *, now_us: int,

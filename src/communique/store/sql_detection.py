@@ -100,7 +100,7 @@ class DetectionSql:
     # -- reading -------------------------------------------------------------------
     def indicator_rows(self, views: Mapping[str, Visibility], *, after_pk: int = 0,
                        limit: int = 1000, stix_ids: Sequence[str] = (),
-                       digests: Sequence[bytes] = ()) -> list[IndicatorRow]:
+                       digests: Sequence[bytes] = (), pks: Sequence[int] = ()) -> list[IndicatorRow]:
         """Return last versions of indicators ``views`` admit, in row-key order.
 
         ``stix_ids`` or ``digests`` narrow them to some indicators, or to those
@@ -118,6 +118,8 @@ class DetectionSql:
         ).where(o.c.is_last == true(), o.c.pk > after_pk, self._readable(views))
         if stix_ids:
             sql = sql.where(o.c.stix_id.in_(stix_ids))
+        if pks:
+            sql = sql.where(o.c.pk.in_(pks))
         if digests:  # through the digest index first: a handful of rows, not a scan
             v = s.indicator_values
             pks = sorted({pk for (pk,) in self.conn.execute(
@@ -127,6 +129,21 @@ class DetectionSql:
             sql = sql.where(o.c.pk.in_(pks[:limit * 10]))
         rows = self.conn.execute(sql.order_by(o.c.pk).limit(limit))
         return [IndicatorRow(*row[:13], overridden=bool(row[13])) for row in rows]
+
+    def indicator_page(self, views: Mapping[str, Visibility], *, after_pk: int,
+                       limit: int) -> tuple[list[IndicatorRow], int | None]:
+        """Return the next indicators ``views`` admit after ``after_pk``, and where to go on.
+
+        Walks the facts by row key, ``limit`` at a time, and keeps what the reader may
+        see: no sort of everything readable per page. The position is None at the end.
+        """
+        f = s.indicator_facts
+        keys = self.conn.execute(select(f.c.object_pk).where(f.c.object_pk > after_pk).order_by(
+            f.c.object_pk).limit(limit)).scalars().all()
+        if not keys:
+            return [], None
+        rows = self.indicator_rows(views, pks=keys, limit=limit)
+        return rows, keys[-1] if len(keys) == limit else None
 
     def values_of(self, pks: Iterable[int]) -> dict[int, list[tuple[str, str]]]:
         """Return the (path, value) pairs filed for each indicator version."""
