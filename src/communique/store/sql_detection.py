@@ -11,13 +11,17 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import (
     ColumnElement, Connection, String, and_, cast, delete, false, func, literal, or_, select,
-    true, tuple_, update,
+    true, update,
 )
 
+from communique.store import bulk
 from communique.store import schema as s
 from communique.store.base import IndicatorRow, Visibility
 
 _CHUNK = 500
+_FACT_COLUMNS = ("object_pk", "valid_from", "valid_until", "revoked", "confidence", "kinds",
+                 "created_by", "warninglists")
+_SIGHTING_COLUMNS = ("object_pk", "sighting_of_ref", "count", "first_seen", "last_seen")
 
 
 class DetectionSql:
@@ -31,32 +35,26 @@ class DetectionSql:
                     keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Return the row key of each stored (stix_id, version) of a collection."""
         o = s.objects
+        wanted = set(keys)
+        ids = sorted({stix_id for stix_id, _ in wanted})
         found: dict[tuple[str, int], int] = {}
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start:start + _CHUNK]
+        for start in range(0, len(ids), _CHUNK):
             rows = self.conn.execute(select(o.c.stix_id, o.c.version, o.c.pk).where(
-                o.c.collection_id == collection_id,
-                tuple_(o.c.stix_id, o.c.version).in_(chunk)))
-            found.update({(stix_id, version): pk for stix_id, version, pk in rows})
+                o.c.collection_id == collection_id, o.c.stix_id.in_(ids[start:start + _CHUNK])))
+            found.update({(stix_id, version): pk for stix_id, version, pk in rows
+                          if (stix_id, version) in wanted})
         return found
 
     def file_facts(self, indicators: Sequence[tuple[int, Any]],
                    sightings: Sequence[tuple[int, Any]]) -> None:
         """File (row key, catalogue.IndicatorFacts) and (row key, catalogue.SightingFacts)."""
-        if indicators:
-            self.conn.execute(s.indicator_facts.insert(), [
-                {"object_pk": pk, "valid_from": f.valid_from, "valid_until": f.valid_until,
-                 "revoked": f.revoked, "confidence": f.confidence, "kinds": f.kinds,
-                 "created_by": f.created_by, "warninglists": None if f.values else ""}
-                for pk, f in indicators])
-            values = [{"object_pk": pk, "digest": key, "path": path, "value": value}
-                      for pk, f in indicators for path, value, key in f.values]
-            if values:
-                self.conn.execute(s.indicator_values.insert(), values)
-        if sightings:
-            self.conn.execute(s.sighting_facts.insert(), [
-                {"object_pk": pk, "sighting_of_ref": f.sighting_of_ref, "count": f.count,
-                 "first_seen": f.first_seen, "last_seen": f.last_seen} for pk, f in sightings])
+        bulk.insert(self.conn, "indicator_facts", _FACT_COLUMNS, [
+            (pk, f.valid_from, f.valid_until, f.revoked, f.confidence, f.kinds, f.created_by,
+             None if f.values else "") for pk, f in indicators])
+        bulk.insert(self.conn, "indicator_values", ("object_pk", "digest", "path", "value"), [
+            (pk, key, path, value) for pk, f in indicators for path, value, key in f.values])
+        bulk.insert(self.conn, "sighting_facts", _SIGHTING_COLUMNS, [
+            (pk, f.sighting_of_ref, f.count, f.first_seen, f.last_seen) for pk, f in sightings])
 
     def unfiled(self, *, after_pk: int, limit: int) -> list[tuple[int, str, int, bytes]]:
         """Return (row key, type, version, body) of indicator and sighting versions not filed."""
@@ -77,6 +75,12 @@ class DetectionSql:
         pks = [pk for (pk,) in self.conn.execute(select(f.c.object_pk).where(
             f.c.warninglists.is_(None)).order_by(f.c.object_pk).limit(limit))]
         return self.values_of(pks)
+
+    def count_unchecked(self) -> int:
+        """Return how many indicator versions wait to be checked against warning lists."""
+        f = s.indicator_facts
+        return int(self.conn.execute(select(func.count()).select_from(f).where(
+            f.c.warninglists.is_(None))).scalar_one())
 
     def set_warninglists(self, found: Mapping[int, str]) -> None:
         """Record, per indicator version, the lists that hold all its values ('' none)."""

@@ -15,7 +15,7 @@ import uuid
 
 from communique import timestamps
 from communique.store.base import Store
-from communique.detect import flags
+from communique.detect import background
 from communique.sync.engine import Options, run_due
 
 LEASE = "sync.lease"
@@ -55,6 +55,7 @@ def forever(store: Store, stop: threading.Event, options: Options = Options(),
             tick_seconds: float = 2.0) -> None:
     """Run due peers until ``stop`` is set; failures are recorded per link and logged."""
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    flagger = background.Flagger(store)
     try:
         while not stop.is_set():
             try:
@@ -64,14 +65,15 @@ def forever(store: Store, stop: threading.Event, options: Options = Options(),
                             log.warning("sync %s %s -> %s failed: %s", run.link.direction,
                                         run.link.remote_collection, run.link.local_collection,
                                         run.error)
-                    # new indicators, pulled or posted, get their warning-list flags here
-                    flags.check_pending(store)
+                    # new indicators, pulled or posted, get their warning-list flags
+                    flagger.tick(timestamps.now_us())
             except LeaseLost:
                 log.warning("another process took over the sync scheduler")
             except Exception:  # the database may be briefly unavailable; try again next tick
                 log.exception("the sync scheduler's tick failed")
             stop.wait(tick_seconds)
     finally:
+        flagger.stop()
         try:
             release(store, owner)
         except Exception:
