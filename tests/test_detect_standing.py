@@ -272,3 +272,21 @@ def test_the_node_scheduler_flags_new_indicators_in_the_background(world) -> Non
     (judged,) = standing.standings(store, standing.views(store, reader, [a], leaving=False),
                                    now_us=timestamps.now_us(), per_type=standing.models(store))
     assert judged.warninglists and judged.excluded.startswith("on warning lists: ")
+
+
+def test_facts_of_sequences_are_read_without_the_reference_parser(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from communique.detect import catalogue, pattern_ast
+
+    def refuse(pattern: str) -> None:
+        raise AssertionError(f"the reference parser was asked for {pattern!r}")
+
+    monkeypatch.setattr(pattern_ast, "_reference", refuse)
+    base = {"id": "indicator--x", "pattern_type": "stix", "valid_from": "2026-11-26T10:00:00Z"}
+    sequence = catalogue.indicator_facts({**base, "pattern": (
+        "[file:hashes.'SHA-256' = 'ab]['] FOLLOWEDBY [ipv4-addr:value = '198.51.100.1'] "
+        "WITHIN 300 SECONDS")}, 1)
+    assert sequence.kinds == "file,ipv4-addr" and sequence.values == ()
+    monkeypatch.undo()  # a list path is one observation: read through the parser
+    listed = catalogue.indicator_facts({**base, "pattern": "[network-traffic:protocols[*] = 'tcp']"}, 1)
+    assert listed.kinds == "network-traffic"
+    assert [(p, v) for p, v, _ in listed.values] == [("network-traffic:protocols[*]", "tcp")]

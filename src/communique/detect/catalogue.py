@@ -16,6 +16,7 @@ indicator, never one per pair of indicators.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -30,6 +31,12 @@ EMAIL_PATHS = frozenset({"email-addr:value", "email-message:from_ref.value",
                          "email-message:sender_ref.value"})
 MAX_VALUES = 1000  # values filed per indicator; a longer IN list is still hunted, not filed
 MAX_VALUE_LENGTH = 4096
+# A pattern's text with its strings emptied and list indexes gone: one observation is
+# one pair of brackets with none inside; an object path's type follows '[', '(' or a space.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'")
+_INDEX = re.compile(r"\[(?:[0-9]+|\*)\]")
+_ONE_OBSERVATION = re.compile(r"\[[^\[\]]*\]")
+_TYPE_OF_PATH = re.compile(r"(?:^|[\[(\s])([a-z][a-z0-9-]*):")
 
 # The path a value given without one is tried as, per family (for `correlate VALUE`).
 GUESSES = ("ipv4-addr:value", "ipv6-addr:value", "domain-name:value", "url:value",
@@ -96,9 +103,14 @@ def indicator_facts(raw: Mapping[str, Any], version: int) -> IndicatorFacts | No
     if isinstance(confidence, bool) or not isinstance(confidence, int):
         confidence = None
     values: dict[bytes, tuple[str, str, bytes]] = {}
-    anchors = anchor_values(pattern)
-    # a plain lookup names its object types in its paths: no second parse
-    kinds = {path.split(":", 1)[0] for path, _ in anchors} if anchors else object_types(pattern)
+    bare = _INDEX.sub("", _QUOTED.sub("''", pattern)).strip()
+    if _ONE_OBSERVATION.fullmatch(bare):
+        anchors = anchor_values(pattern)
+        # a plain lookup names its object types in its paths: no second parse
+        kinds = ({path.split(":", 1)[0] for path, _ in anchors} if anchors
+                 else object_types(pattern))
+    else:  # several observations or qualifiers: never a plain lookup, and no parse needed
+        anchors, kinds = None, set(_TYPE_OF_PATH.findall(bare))
     for path, value in (anchors or ())[:MAX_VALUES]:
         text = str(normalise.value(path, value))
         if len(text) <= MAX_VALUE_LENGTH:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Union
 
 from communique.errors import BadRequest
@@ -144,8 +145,10 @@ def _unquote(text: str) -> str:
     return text[1:-1].replace("\\'", "'").replace("\\\\", "\\")
 
 
+@lru_cache(maxsize=4096)
 def _reference(pattern: str) -> PatternNode:
-    """Parse with the reference grammar (slow: a few hundred microseconds)."""
+    """Parse with the reference grammar (slow: a few hundred microseconds; trees are kept,
+    as filing, hunting and exporting the same indicator each ask for one)."""
     from stix2patterns.exceptions import ParseException
     from stix2patterns.v21.pattern import Pattern
 
