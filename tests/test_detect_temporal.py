@@ -12,11 +12,8 @@ from communique import timestamps
 from communique.detect.events import Event
 from communique.detect.pattern_ast import Observation, parse
 from communique.detect.temporal import Sequencer
-from communique.detect.temporal_plan import (
-    MAX_EVENTS,
-    MAX_OBSERVATIONS,
-    expression_text,
-)
+from communique.detect.pattern_text import expression_text
+from communique.detect.temporal_plan import MAX_EVENTS, MAX_OBSERVATIONS
 
 BASE = timestamps.parse("2026-11-27T10:00:00Z")
 S = 1_000_000  # microseconds in a second

@@ -13,28 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from typing import NamedTuple
 
 from communique import timestamps
 from communique.detect.engine import Engine, Unsupported
 from communique.detect.events import Event
-from communique.detect.pattern_ast import (
-    AllOf,
-    AnyOf,
-    Comparison,
-    Expression,
-    Joined,
-    Observation,
-    PatternNode,
-    Qualified,
-)
+from communique.detect.pattern_ast import Joined, Observation, PatternNode, Qualified
+from communique.detect.pattern_text import expression_text
 
 MAX_OBSERVATIONS = 128  # the reference parser fails from about 200 on (recursion)
 MAX_EVENTS = 100  # events one match may need (REPEATS multiplies)
 FAR = 1 << 62  # a gap in microseconds that no WITHIN limits
 _ONE_US = timedelta(microseconds=1)
-_PREFIXES = {"b64": "b", "hex": "h", "t": "t"}  # binary, hex and timestamp literals
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,46 +191,6 @@ def _gap(mine: list[tuple[Step, int]], theirs: list[tuple[Step, int]]) -> int | 
 
 def _tightest(steps: list[Step]) -> int:
     return min((step.amount for step in steps if step.kind == "WITHIN"), default=FAR)
-
-
-def expression_text(expression: Expression) -> str:
-    """Write the comparisons of an observation back as pattern text.
-
-    Parentheses only around an OR inside an AND (AND binds tighter), so that the
-    common shapes stay on the parser's fast path.
-    """
-    if isinstance(expression, Comparison):
-        return _comparison_text(expression)
-    if isinstance(expression, AllOf):
-        return " AND ".join(f"({expression_text(t)})" if isinstance(t, AnyOf)
-                            else expression_text(t) for t in expression.terms)
-    return " OR ".join(expression_text(term) for term in expression.terms)
-
-
-def _comparison_text(comparison: Comparison) -> str:
-    negation = "NOT " if comparison.negated else ""
-    if comparison.op == "EXISTS":
-        return f"{negation}EXISTS {comparison.path}"
-    if comparison.op == "IN":
-        values: tuple = comparison.value  # type: ignore[assignment]
-        value = "(" + ", ".join(_literal(v) for v in values) + ")"
-    else:
-        value = _literal(comparison.value)
-    return f"{comparison.path} {negation}{comparison.op} {value}"
-
-
-def _literal(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        text = format(Decimal(repr(value)), "f")  # the grammar has no exponent form
-        return text if "." in text else text + ".0"
-    if isinstance(value, tuple):
-        kind, text = value
-        return f"{_PREFIXES[kind]}'{text}'"
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @dataclass(slots=True)
