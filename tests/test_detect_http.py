@@ -10,6 +10,7 @@ import json
 import requests
 
 from communique import accounts, timestamps
+from communique.detect import flags
 from communique.stix.markings import TLP2_IDS, Tlp
 from tests.support import Node, indicator
 
@@ -36,6 +37,7 @@ def setup(node: Node):  # type: ignore[no-untyped-def]
                ioc(3, "[ipv4-addr:value = '8.8.8.8']"),  # a public resolver: warning-listed
                ioc(4, "[ipv4-addr:value = '45.155.205.66']", Tlp.RED)]
     node.post(producer, feed, objects)
+    flags.check_pending(node.store)  # what the node's background check does after ingest
     return producer, reader, outsider, feed, objects
 
 
@@ -155,3 +157,24 @@ def test_a_gzip_bomb_is_refused(node: Node) -> None:
     answer = requests.post(f"{node.url}/detect/hunt?format=eve", data=bomb,
                            headers={**reader.headers, "Content-Type": "text/plain"}, timeout=120)
     assert answer.status_code == 413 and "inflates" in answer.json()["description"]
+
+
+def test_each_hunt_request_is_a_stream_of_its_own(node: Node) -> None:
+    producer, reader, _, feed, _ = setup(node)
+    chain = ioc(7, "[ipv4-addr:value = '45.155.205.233'] FOLLOWEDBY [domain-name:value = 'x.example']")
+    node.post(producer, feed, [chain])
+    address = f"{node.url}/detect/hunt"
+
+    def hunt(*events: dict) -> dict:
+        answer = requests.post(address, json={"events": list(events)}, headers=reader.headers,
+                               timeout=60)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    first = {"time": recent(0.02), "values": {"ipv4-addr:value": ["45.155.205.233"]}}
+    second = {"time": recent(0.01), "values": {"domain-name:value": ["x.example"]}}
+    both = hunt(first, second)
+    assert chain["id"] in {m["indicator"] for m in both["matches"]}
+    assert chain["id"] not in {m["indicator"] for m in hunt(first)["matches"]}
+    # the address of the request before does not complete the sequence now
+    assert chain["id"] not in {m["indicator"] for m in hunt(second)["matches"]}

@@ -290,3 +290,38 @@ def test_facts_of_sequences_are_read_without_the_reference_parser(monkeypatch) -
     listed = catalogue.indicator_facts({**base, "pattern": "[network-traffic:protocols[*] = 'tcp']"}, 1)
     assert listed.kinds == "network-traffic"
     assert [(p, v) for p, v, _ in listed.values] == [("network-traffic:protocols[*]", "tcp")]
+
+
+def test_custom_paths_too_long_to_file_are_still_stored(world) -> None:  # type: ignore[no-untyped-def]
+    store, a, _, add = world
+    long_path = ioc(1, "[x-custom:" + "a" * 250 + " = 'value']")
+    add(a, [long_path], "a@cert-a.example")  # refused would fail in add()
+    reader = accounts.principal_for(store, "a@cert-a.example")
+    (judged,) = standing.standings(store, standing.views(store, reader, [a], leaving=False),
+                                   now_us=timestamps.now_us(), per_type=standing.models(store))
+    assert judged.values == ()
+
+
+def test_a_sighting_dated_in_the_future_refreshes_no_later_than_its_arrival(world) -> None:  # type: ignore[no-untyped-def]
+    store, a, _, add = world
+    old = ioc(1, "[ipv4-addr:value = '45.155.205.233']", days_ago=40)
+    future = timestamps.format_ms(timestamps.now_us() + 3650 * DAY)
+    add(a, [old, {"type": "sighting", "spec_version": "2.1", "id": stix_id("sighting"),
+                  "created": recent(0.1), "modified": recent(0.1), "sighting_of_ref": old["id"],
+                  "first_seen": recent(0.1), "last_seen": future,
+                  "object_marking_refs": [TLP2_IDS[Tlp.GREEN]]}], "a@cert-a.example")
+    reader = accounts.principal_for(store, "a@cert-a.example")
+    (report,) = correlation.correlate(store, reader, "45.155.205.233",
+                                      now_us=timestamps.now_us() + 40 * DAY)
+    assert report.last_seen is not None and report.last_seen <= timestamps.now_us()
+    assert report.excluded is not None and report.excluded.startswith("decayed")
+
+
+def test_amber_strict_sightings_never_go_back_to_another_organisation() -> None:
+    from communique import access
+
+    for level, allowed in ((Tlp.AMBER, True), (Tlp.AMBER_STRICT, False)):
+        rule = access.refusal_to_push(level, stored_level=int(level), max_tlp=Tlp.AMBER_STRICT,
+                                      peer_org=2, source_readers=frozenset({1}),
+                                      back_to_producer=True)
+        assert (rule is None) == allowed

@@ -182,7 +182,7 @@ def refusal_to_push(level: Tlp, *, stored_level: int | None, max_tlp: Tlp, peer_
 
     ``level`` is its level here; an unmarked object above TLP:CLEAR stays (the peer would
     apply a default of its own). AMBER and AMBER+STRICT go only to a peer whose organisation
-    may read the collection here, or ``back_to_producer``: a sighting made here of an
+    may read the collection here; AMBER also ``back_to_producer``: a sighting made here of an
     indicator that came from that peer, which tells the indicator's producer where it fired.
     """
     refusal = _refusal_between_nodes(level, max_tlp)
@@ -191,7 +191,8 @@ def refusal_to_push(level: Tlp, *, stored_level: int | None, max_tlp: Tlp, peer_
     if stored_level is None and level > Tlp.CLEAR:
         return (f"unmarked, this object is {level.label} here only by this collection's "
                 "default: mark it before it goes to another node")
-    if level >= Tlp.AMBER and peer_org not in source_readers and not back_to_producer:
+    if level >= Tlp.AMBER and peer_org not in source_readers and not (
+            back_to_producer and level == Tlp.AMBER):  # AMBER+STRICT: the organisation only
         return f"{level.label} goes only to nodes of organisations that may read it here"
     return None
 

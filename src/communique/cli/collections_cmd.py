@@ -162,11 +162,10 @@ def collection_grant(store: Store, collection_id: str, org_name: str, read: bool
         if read and not (before and before.can_read):
             refusal = access.refusal_to_widen(
                 tx.received_levels(target.id), readers=access.readers(grants) | {found.id},
-                entitled=frozenset(org for p in tx.list_peers()
+                entitled=frozenset(p.local_org_id for p in tx.list_peers()
                                    if any(link.local_collection == target.id
                                           and link.direction == "pull"
-                                          for link in tx.links_of(p.id))
-                                   for org in (p.local_org_id, p.org_id)))
+                                          for link in tx.links_of(p.id))))
             if refusal:
                 raise BadRequest(refusal)
         tx.set_grant(Grant(target.id, found.id, read, write))

@@ -31,6 +31,7 @@ EMAIL_PATHS = frozenset({"email-addr:value", "email-message:from_ref.value",
                          "email-message:sender_ref.value"})
 MAX_VALUES = 1000  # values filed per indicator; a longer IN list is still hunted, not filed
 MAX_VALUE_LENGTH = 4096
+MAX_PATH_LENGTH = 200  # the column's width; a longer (custom) path is hunted, not filed
 # A pattern's text with its strings emptied and list indexes gone: one observation is
 # one pair of brackets with none inside; an object path's type follows '[', '(' or a space.
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'")
@@ -113,7 +114,7 @@ def indicator_facts(raw: Mapping[str, Any], version: int) -> IndicatorFacts | No
         anchors, kinds = None, set(_TYPE_OF_PATH.findall(bare))
     for path, value in (anchors or ())[:MAX_VALUES]:
         text = str(normalise.value(path, value))
-        if len(text) <= MAX_VALUE_LENGTH:
+        if len(text) <= MAX_VALUE_LENGTH and len(path) <= MAX_PATH_LENGTH:
             key = digest(path, text)
             values.setdefault(key, (path, text, key))
     return IndicatorFacts(raw["id"], version, valid_from, valid_until, raw.get("revoked") is True,

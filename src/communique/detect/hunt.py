@@ -139,11 +139,21 @@ class Compiled:
     known: dict[str, Indicator]
     sequencer: Sequencer = field(default_factory=Sequencer)
     suppressed: dict[str, list[str]] = field(default_factory=dict)  # id -> warning lists
+    sequenced: list[str] = field(default_factory=list)  # ids the sequencer runs
 
     @property
     def unsupported(self) -> dict[str, str]:
         """Return the indicators neither matcher runs, with the reason."""
         return dict(self.sequencer.unsupported)
+
+    def fresh(self) -> Compiled:
+        """Return these indicators with a sequencer of their own: the index is shared (it
+        keeps no state), the sequencer is not (it holds the events of one stream)."""
+        sequencer = Sequencer()
+        sequencer.unsupported.update(self.sequencer.unsupported)
+        for indicator_id in self.sequenced:
+            sequencer.add(indicator_id, self.known[indicator_id].pattern)
+        return Compiled(self.engine, self.known, sequencer, self.suppressed, self.sequenced)
 
 
 def prepare(indicators: Iterable[Indicator], *,
@@ -158,9 +168,11 @@ def prepare(indicators: Iterable[Indicator], *,
         names = warninglisted(indicator.pattern, warninglists) if warninglists else None
         if names:
             compiled.suppressed[indicator.id] = names
-        elif compiled.engine.add(indicator.id, indicator.pattern) or \
-                compiled.sequencer.add(indicator.id, indicator.pattern):
+        elif compiled.engine.add(indicator.id, indicator.pattern):
             compiled.known[indicator.id] = indicator
+        elif compiled.sequencer.add(indicator.id, indicator.pattern):
+            compiled.known[indicator.id] = indicator
+            compiled.sequenced.append(indicator.id)
     return compiled
 
 

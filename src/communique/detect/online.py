@@ -3,6 +3,8 @@
 Compiling 100,000 indicators takes about a second, so the compiled set is kept per
 reader (what one user may see) and collection choice, and rebuilt when it is older
 than ``FRESH_US``: new, revoked or decayed indicators count within that time.
+Warning lists are never loaded in a request: indicators not checked yet count as
+not flagged until the node's background check (``background``) has flagged them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Sequence
 
 from communique import timestamps
 from communique.access import Principal
-from communique.detect import flags, hunt
+from communique.detect import hunt
 from communique.detect.events import Event
 from communique.errors import BadRequest
 from communique.store.base import Collection, Store
@@ -38,7 +40,8 @@ class Hunter:
              collections: Sequence[Collection]) -> tuple[hunt.Hunt, dict[str, str]]:
         """Match events against what ``principal`` may read; return the hunt and those left out."""
         compiled, left_out = self._compiled(principal, collections)
-        return hunt.run_compiled(compiled, events, keep_matches=MAX_MATCHES), left_out
+        # each request is a stream of its own: sequences never join events of two requests
+        return hunt.run_compiled(compiled.fresh(), events, keep_matches=MAX_MATCHES), left_out
 
     def _compiled(self, principal: Principal,
                   collections: Sequence[Collection]) -> tuple[hunt.Compiled, dict[str, str]]:
@@ -49,8 +52,6 @@ class Hunter:
             if kept is not None and now - kept[0] < FRESH_US:
                 self._kept.move_to_end(key)
                 return kept[1], kept[2]
-        if flags.pending(self.store):
-            flags.check_pending(self.store)
         left_out: dict[str, str] = {}
         compiled = hunt.prepare(hunt.active_indicators(self.store, principal, collections,
                                                        now_us=now, left_out=left_out))

@@ -109,7 +109,9 @@ def judge(row: IndicatorRow, view: Visibility, values: Sequence[tuple[str, str]]
     model = decay.model_for([k for k in row.kinds.split(",") if k], per_type=per_type)
     base = decay.base_score(row.confidence if row.confidence is None or
                             0 <= row.confidence <= 100 else None)
-    refreshed = max(row.valid_from, row.version, last_seen or 0)
+    # a version stamped in the future refreshes no later than now (sightings are held to
+    # when they were added: ``sighting_totals``), so a date cannot stop decay
+    refreshed = max(row.valid_from, min(row.version, now_us), last_seen or 0)
     if row.revoked:
         score, excluded = 0.0, "revoked"
     elif now_us < row.valid_from:

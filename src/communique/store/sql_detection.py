@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import (
-    ColumnElement, Connection, String, and_, cast, delete, false, func, literal, or_, select,
+    ColumnElement, Connection, String, and_, case, cast, delete, false, func, literal, or_, select,
     true, update,
 )
 
@@ -124,13 +124,9 @@ class DetectionSql:
             sql = sql.where(o.c.stix_id.in_(stix_ids))
         if pks:
             sql = sql.where(o.c.pk.in_(pks))
-        if digests:  # through the digest index first: a handful of rows, not a scan
+        if digests:  # through the digest index: the few versions holding these values
             v = s.indicator_values
-            pks = sorted({pk for (pk,) in self.conn.execute(
-                select(v.c.object_pk).where(v.c.digest.in_(digests)))})
-            if not pks:
-                return []
-            sql = sql.where(o.c.pk.in_(pks[:limit * 10]))
+            sql = sql.where(o.c.pk.in_(select(v.c.object_pk).where(v.c.digest.in_(digests))))
         rows = self.conn.execute(sql.order_by(o.c.pk).limit(limit))
         return [IndicatorRow(*row[:13], overridden=bool(row[13])) for row in rows]
 
@@ -197,8 +193,10 @@ class DetectionSql:
             found = self.conn.execute(select(g.c.object_pk).where(
                 g.c.sighting_of_ref.in_(ids[start:start + _CHUNK]))).scalars().all()
             for part in range(0, len(found), _CHUNK):
+                # a last_seen later than the sighting's arrival here counts as its arrival
+                seen = case((g.c.last_seen > o.c.date_added, o.c.date_added), else_=g.c.last_seen)
                 rows = self.conn.execute(select(
-                    g.c.sighting_of_ref, func.sum(g.c.count), func.max(g.c.last_seen),
+                    g.c.sighting_of_ref, func.sum(g.c.count), func.max(seen),
                     func.count()).select_from(o.join(g, g.c.object_pk == o.c.pk)).where(
                     o.c.pk.in_(found[part:part + _CHUNK]), o.c.is_last == true(),
                     self._readable(views)).group_by(g.c.sighting_of_ref))

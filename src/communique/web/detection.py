@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import tempfile
 from pathlib import Path
 from typing import AsyncIterator, BinaryIO
@@ -22,7 +23,7 @@ from starlette.routing import Route
 
 from communique import audit, timestamps
 from communique.access import Principal
-from communique.detect import correlation, exports, flags, logs, online, sensors, standing
+from communique.detect import correlation, exports, logs, online, sensors, standing
 from communique.detect.events import ReadReport
 from communique.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 from communique.exchange import Exchange
@@ -32,7 +33,7 @@ from communique.web import auth
 from communique.web.taxii import client_address, read_body
 
 
-_INFLATED_LIMIT = 256 * 1024 * 1024  # a gzip body may not inflate past this
+_INFLATED_LIMIT = 64 * 1024 * 1024  # a gzip body may not inflate past this
 _SPOOL = 8 * 1024 * 1024  # exports larger than this wait on disk, not in memory
 
 
@@ -110,8 +111,9 @@ def _read_lines(body: bytes, log_format: str, report: ReadReport) -> list:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "events.log"
         path.write_bytes(body)
-        try:
-            events = list(logs.read([path], format=log_format, report=report))
+        try:  # one past the bound at most is ever held
+            events = list(itertools.islice(logs.read([path], format=log_format, report=report),
+                                           online.MAX_EVENTS + 1))
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
     if len(events) > online.MAX_EVENTS:
@@ -181,9 +183,10 @@ def _audit_export(exchange: Exchange, principal: Principal, address: str,
 
 def _export(exchange: Exchange, principal: Principal, selection: sensors.Selection,
             chosen_format: str) -> tuple[BinaryIO, int, Tlp]:
-    """Write the export to a spool (memory, then disk past ``_SPOOL``), rewound."""
-    if flags.pending(exchange.store):
-        flags.check_pending(exchange.store)
+    """Write the export to a spool (memory, then disk past ``_SPOOL``), rewound.
+
+    Warning lists are not loaded here: the node's background check flags new indicators.
+    """
     out = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
     try:
         written, level = sensors.export(exchange.store, principal, selection, out,
