@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -167,9 +166,8 @@ def decay_set(store: Store, object_type: str, days: float, speed: float, thresho
         raise BadRequest(str(exc)) from None
     standing.set_model(store, object_type.strip().lower(), model)
     with store.write() as tx:
-        tx.append_audit(audit.Event("decay.set", actor="operator", org="", address="cli",
-                                    target=object_type, details={"days": days, "speed": speed,
-                                                                 "threshold": threshold}),
+        tx.append_audit(audit.OPERATOR.event("decay.set", target=object_type, days=days,
+                                             speed=speed, threshold=threshold),
                         now=timestamps.now_us())
     click.echo(f"{object_type}: lifetime {days:g} days, speed {speed:g}, threshold {threshold:g}")
 
@@ -182,4 +180,3 @@ def warninglists_check(store: Store) -> None:
 
     checked = flags.check_pending(store)
     click.echo(f"{checked:,} indicators checked")
-    sys.stdout.flush()

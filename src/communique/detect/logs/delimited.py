@@ -13,18 +13,16 @@ source), "wrong number of columns", "CSV line unreadable".
 
 from __future__ import annotations
 
-import csv
 from itertools import chain
 from typing import Iterable, Iterator
 
 from communique.detect.events import Event
 from communique.detect.logs import columns, w3c
-from communique.detect.logs.record import Context, Record
+from communique.detect.logs.record import Context
 from communique.detect.logs.sources import Line
+from communique.detect.logs.w3c import cells
 
 NO_KNOWN_COLUMN = "CSV header names no known column"
-WRONG_COLUMNS = "wrong number of columns"
-UNREADABLE = "CSV line unreadable"
 DELIMITERS = (",", ";", "\t", "|")
 
 
@@ -47,28 +45,14 @@ def events(lines: Iterable[Line], ctx: Context) -> Iterator[Event]:
         if not line.text.strip():
             continue
         row = cells(line.text, delimiter)
-        if row is None:
-            ctx.skip(UNREADABLE, line)
-        elif row == header:
+        if row == header:
             continue
-        elif len(row) != len(header):
-            ctx.skip(WRONG_COLUMNS, line)
-        else:
-            record = Record()
-            columns.fill(record, table, row)
-            event = ctx.emit(record, line)
-            if event is not None:
-                yield event
+        event = w3c.row_event(ctx, table, row, line)
+        if event is not None:
+            yield event
 
 
 def delimiter_of(header: str) -> str:
     """Choose the delimiter a header line uses most (a comma when it uses none)."""
     return max(DELIMITERS, key=header.count) if any(d in header for d in DELIMITERS) else ","
 
-
-def cells(text: str, delimiter: str) -> list[str] | None:
-    """Split one CSV line into cells, or None when the csv module cannot read it."""
-    try:
-        return next(csv.reader([text], delimiter=delimiter), [])
-    except csv.Error:
-        return None

@@ -44,22 +44,28 @@ def events(lines: Iterable[Line], ctx: Context) -> Iterator[Event]:
         if table is None:
             ctx.skip(NO_FIELDS, line)
             continue
-        row = _cells(text, delimiter)
-        if row is None:
-            ctx.skip(UNREADABLE, line)
-        elif len(row) != len(table.names):
-            ctx.skip(WRONG_COLUMNS, line)
-        else:
-            record = Record()
-            columns.fill(record, table, row)
-            event = ctx.emit(record, line)
-            if event is not None:
-                yield event
+        event = row_event(ctx, table, cells(text, delimiter), line)
+        if event is not None:
+            yield event
 
 
-def _cells(text: str, delimiter: str) -> list[str] | None:
-    """Split one line into fields, honouring double quotes."""
+def row_event(ctx: Context, table: columns.Columns, row: list[str] | None,
+              line: Line) -> Event | None:
+    """Make the event of one split row (CSV or W3C), or count why it cannot be read."""
+    if row is None:
+        ctx.skip(UNREADABLE, line)
+    elif len(row) != len(table.names):
+        ctx.skip(WRONG_COLUMNS, line)
+    else:
+        record = Record()
+        columns.fill(record, table, row)
+        return ctx.emit(record, line)
+    return None
+
+
+def cells(text: str, delimiter: str) -> list[str] | None:
+    """Split one line into cells (double quotes honoured), or None when csv cannot read it."""
     try:
-        return next(csv.reader([text], delimiter=delimiter, quotechar='"'), [])
+        return next(csv.reader([text], delimiter=delimiter), [])
     except csv.Error:
         return None
